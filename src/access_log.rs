@@ -1,0 +1,252 @@
+//! The access log: nginx "combined" lines plus the upstream address and the
+//! request time. Requests hand lines to a writer thread over a bounded
+//! channel and never wait: when the writer falls behind, lines are dropped
+//! and counted.
+
+use crate::config::AccessLog as Target;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use arc_swap::ArcSwapOption;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What one request contributes to its log line.
+pub struct Entry<'a> {
+    /// Client address.
+    pub client: Option<SocketAddr>,
+    /// Method.
+    pub method: &'a str,
+    /// Path and query.
+    pub uri: &'a str,
+    /// HTTP version.
+    pub version: http::Version,
+    /// Status sent (0 = none).
+    pub status: u16,
+    /// Body bytes sent to the client.
+    pub bytes: usize,
+    /// Referer header.
+    pub referer: Option<&'a [u8]>,
+    /// User-Agent header.
+    pub user_agent: Option<&'a [u8]>,
+    /// Backend address of the last attempt.
+    pub upstream: Option<SocketAddr>,
+    /// Time from request start to log.
+    pub elapsed: Duration,
+}
+
+enum Msg {
+    Line(String),
+    Reopen,
+}
+
+/// Handle to the access log; cheap to share.
+pub struct AccessLog {
+    tx: ArcSwapOption<SyncSender<Msg>>,
+    enabled: std::sync::atomic::AtomicBool,
+    dropped: Arc<AtomicU64>,
+}
+
+const QUEUE: usize = 16 * 1024;
+
+impl AccessLog {
+    /// Start logging to `target` (a writer thread per target).
+    pub fn new(target: &Target) -> Self {
+        let log = AccessLog {
+            tx: ArcSwapOption::empty(),
+            enabled: false.into(),
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        log.retarget(target);
+        log
+    }
+
+    /// Switch to `target` (a reload may change it); also reopens a file.
+    pub fn retarget(&self, target: &Target) {
+        let tx = match target {
+            Target::Off => None,
+            t => {
+                let (tx, rx) = sync_channel(QUEUE);
+                let t = t.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("bulb-access-log".into())
+                    .spawn(move || writer(t, rx));
+                match spawned {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        log::error!("cannot start the access-log writer: {e}");
+                        None
+                    }
+                }
+            }
+        };
+        self.enabled.store(tx.is_some(), Relaxed);
+        self.tx.store(tx.map(Arc::new));
+    }
+
+    /// Reopen the log file (after logrotate moved it).
+    pub fn reopen(&self) {
+        if let Some(tx) = self.tx.load().as_ref() {
+            let _ = tx.try_send(Msg::Reopen);
+        }
+    }
+
+    /// Whether lines are being written.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+
+    /// Lines dropped so far because the writer was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+
+    /// Queue one line; never blocks.
+    pub fn log(&self, e: Entry<'_>) {
+        let line = format_line(&e, SystemTime::now());
+        if let Some(tx) = self.tx.load().as_ref() {
+            if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Line(line)) {
+                self.dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+fn open(t: &Target) -> Box<dyn Write + Send> {
+    match t {
+        Target::File(p) => match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                log::error!("cannot open access log {p}: {e}; logging to stderr");
+                Box::new(std::io::stderr())
+            }
+        },
+        _ => Box::new(std::io::stdout()),
+    }
+}
+
+fn writer(t: Target, rx: Receiver<Msg>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, open(&t));
+    while let Ok(msg) = rx.recv() {
+        let mut next = Some(msg);
+        // Write everything queued, then flush once.
+        while let Some(m) = next {
+            match m {
+                Msg::Line(l) => {
+                    let _ = out.write_all(l.as_bytes());
+                }
+                Msg::Reopen => {
+                    let _ = out.flush();
+                    out = std::io::BufWriter::with_capacity(64 * 1024, open(&t));
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+fn escaped(out: &mut String, b: Option<&[u8]>) {
+    match b {
+        None => out.push('-'),
+        Some(b) => {
+            for &c in b {
+                match c {
+                    b'"' | b'\\' => {
+                        let _ = write!(out, "\\x{c:02X}");
+                    }
+                    0x20..=0x7e => out.push(c as char),
+                    _ => {
+                        let _ = write!(out, "\\x{c:02X}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One line: `addr - - [time] "METHOD URI VERSION" status bytes "referer" "ua" upstream rt`.
+pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
+    let mut s = String::with_capacity(160);
+    match e.client {
+        Some(a) => {
+            let _ = write!(s, "{}", a.ip());
+        }
+        None => s.push('-'),
+    }
+    s.push_str(" - - [");
+    clf_time(&mut s, now);
+    s.push_str("] \"");
+    escaped(&mut s, Some(e.method.as_bytes()));
+    s.push(' ');
+    escaped(&mut s, Some(e.uri.as_bytes()));
+    let _ = write!(s, " {:?}\" {} {} \"", e.version, e.status, e.bytes);
+    escaped(&mut s, e.referer);
+    s.push_str("\" \"");
+    escaped(&mut s, e.user_agent);
+    s.push_str("\" ");
+    match e.upstream {
+        Some(u) => {
+            let _ = write!(s, "{u}");
+        }
+        None => s.push('-'),
+    }
+    let _ = writeln!(s, " {:.3}", e.elapsed.as_secs_f64());
+    s
+}
+
+/// `21/Nov/2026:10:51:08 +0000` (UTC).
+fn clf_time(s: &mut String, now: SystemTime) {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil-from-days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let _ = write!(
+        s,
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_format() {
+        let e = Entry {
+            client: Some("127.0.0.1:5000".parse().unwrap()),
+            method: "GET",
+            uri: "/a?b=\"c\"",
+            version: http::Version::HTTP_11,
+            status: 200,
+            bytes: 12,
+            referer: None,
+            user_agent: Some(b"curl/8"),
+            upstream: Some("127.0.0.1:9001".parse().unwrap()),
+            elapsed: Duration::from_millis(3),
+        };
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_258_268);
+        assert_eq!(
+            format_line(&e, t),
+            "127.0.0.1 - - [21/Nov/2026:10:51:08 +0000] \"GET /a?b=\\x22c\\x22 HTTP/1.1\" 200 12 \"-\" \"curl/8\" 127.0.0.1:9001 0.003\n"
+        );
+    }
+}

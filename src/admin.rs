@@ -1,0 +1,210 @@
+//! The admin HTTP service, on `admin.address` only: `/healthz`, `/status`
+//! (JSON) and `/metrics` (Prometheus text, encoded by the `prometheus` crate).
+
+use crate::metrics::BUCKETS;
+use crate::proxy::Shared;
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+use serde_json::json;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// The admin application.
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+impl Admin {
+    /// Admin over the proxy's shared state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Admin { shared }
+    }
+
+    /// The `/status` document.
+    pub fn status(&self) -> serde_json::Value {
+        let rt = self.shared.runtime.load();
+        let mut upstreams = serde_json::Map::new();
+        for p in &rt.pools {
+            let backends: Vec<_> = p
+                .members()
+                .all
+                .iter()
+                .map(|b| {
+                    json!({
+                        "address": b.addr_str,
+                        "healthy": b.usable(crate::pool::now_ms()),
+                        "active_healthy": b.healthy(),
+                        "ejected": b.ejected(crate::pool::now_ms()),
+                        "weight": b.weight(),
+                        "backup": b.backup(),
+                        "in_flight": b.in_flight(),
+                        "requests": b.requests(),
+                        "failures": b.failures(),
+                    })
+                })
+                .collect();
+            upstreams.insert(
+                p.cfg.name.clone(),
+                json!({ "algorithm": p.cfg.algorithm.name(), "backends": backends }),
+            );
+        }
+        json!({ "generation": rt.generation, "upstreams": upstreams })
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> Vec<u8> {
+        let families = self.families();
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            log::error!("cannot encode metrics: {e}");
+        }
+        out
+    }
+
+    fn families(&self) -> Vec<MetricFamily> {
+        let rt = self.shared.runtime.load();
+        let m = &self.shared.metrics;
+        let mut requests = Vec::new();
+        let mut duration = Vec::new();
+        let mut healthy = Vec::new();
+        let mut in_flight = Vec::new();
+        let mut failures = Vec::new();
+        let now = crate::pool::now_ms();
+        for p in &rt.pools {
+            let up = p.cfg.name.as_str();
+            for (status, n) in p.no_backend.status_counts() {
+                requests.push(counter(&[("upstream", up), ("backend", ""), ("status", &status.to_string())], n));
+            }
+            for b in &p.members().all {
+                let be = b.addr_str.as_str();
+                for (status, n) in b.status_counts() {
+                    requests.push(counter(&[("upstream", up), ("backend", be), ("status", &status.to_string())], n));
+                }
+                healthy.push(gauge(&[("upstream", up), ("backend", be)], f64::from(u8::from(b.usable(now)))));
+                in_flight.push(gauge(&[("upstream", up), ("backend", be)], b.in_flight() as f64));
+                failures.push(counter(&[("upstream", up), ("backend", be)], b.failures()));
+            }
+            let (cum, count, sum) = p.latency.snapshot();
+            let mut h = Histogram::default();
+            h.set_sample_count(count);
+            h.set_sample_sum(sum);
+            h.set_bucket(
+                BUCKETS
+                    .iter()
+                    .zip(cum)
+                    .map(|(ub, c)| {
+                        let mut b = Bucket::default();
+                        b.set_upper_bound(*ub);
+                        b.set_cumulative_count(c);
+                        b
+                    })
+                    .collect(),
+            );
+            let mut metric = Metric::default();
+            metric.set_label(labels(&[("upstream", up)]));
+            metric.set_histogram(h);
+            duration.push(metric);
+        }
+        let unrouted = m.unrouted.load(Relaxed);
+        if unrouted > 0 {
+            requests.push(counter(&[("upstream", ""), ("backend", ""), ("status", "404")], unrouted));
+        }
+        vec![
+            family("bulb_requests_total", "Requests answered, by upstream, backend and status.", MetricType::COUNTER, requests),
+            family("bulb_request_duration_seconds", "Time from request start to the end of the response.", MetricType::HISTOGRAM, duration),
+            family("bulb_backend_healthy", "1 when the backend is usable (active and passive checks).", MetricType::GAUGE, healthy),
+            family("bulb_backend_in_flight", "Requests in progress on the backend.", MetricType::GAUGE, in_flight),
+            family("bulb_backend_failures_total", "Connect errors, timeouts and resets seen on the backend.", MetricType::COUNTER, failures),
+            family(
+                "bulb_config_reloads_total",
+                "Configuration reloads, by result.",
+                MetricType::COUNTER,
+                vec![
+                    counter(&[("result", "success")], m.reloads_ok.load(Relaxed)),
+                    counter(&[("result", "error")], m.reloads_err.load(Relaxed)),
+                ],
+            ),
+            family("bulb_retries_total", "Requests retried on another backend.", MetricType::COUNTER, vec![counter(&[], m.retries.load(Relaxed))]),
+            family(
+                "bulb_access_log_dropped_total",
+                "Access-log lines dropped because the writer fell behind.",
+                MetricType::COUNTER,
+                vec![counter(&[], self.shared.access_log.dropped())],
+            ),
+            family("bulb_config_generation", "Generation of the running configuration.", MetricType::GAUGE, vec![gauge(&[], rt.generation as f64)]),
+        ]
+    }
+}
+
+fn labels(l: &[(&str, &str)]) -> Vec<LabelPair> {
+    l.iter()
+        .map(|(k, v)| {
+            let mut p = LabelPair::default();
+            p.set_name(k.to_string());
+            p.set_value(v.to_string());
+            p
+        })
+        .collect()
+}
+
+fn counter(l: &[(&str, &str)], v: u64) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(v as f64);
+    let mut m = Metric::default();
+    m.set_label(labels(l));
+    m.set_counter(c);
+    m
+}
+
+fn gauge(l: &[(&str, &str)], v: f64) -> Metric {
+    let mut g = Gauge::default();
+    g.set_value(v);
+    let mut m = Metric::default();
+    m.set_label(labels(l));
+    m.set_gauge(g);
+    m
+}
+
+fn family(name: &str, help: &str, t: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.into());
+    f.set_help(help.into());
+    f.set_field_type(t);
+    f.set_metric(metrics);
+    f
+}
+
+fn reply(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(ctype) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    let len = r.body().len();
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+    r
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"method not allowed\n".to_vec());
+        }
+        match req.uri.path() {
+            "/healthz" => reply(StatusCode::OK, "text/plain", b"ok".to_vec()),
+            "/status" => {
+                let mut body = serde_json::to_vec_pretty(&self.status()).unwrap_or_default();
+                body.push(b'\n');
+                reply(StatusCode::OK, "application/json", body)
+            }
+            "/metrics" => reply(StatusCode::OK, prometheus::TEXT_FORMAT, self.metrics()),
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The YAML file as written: plain serde structs, no defaults filled and no
+//! cross-references checked (that is [`super::model`]'s job).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// bulb's own sections of the file. Pingora's server keys sit beside them at
+/// the top level and are read separately into `pingora::server::configuration::ServerConf`.
+#[derive(Debug, Deserialize, Default)]
+pub struct FileConfig {
+    /// Listening sockets for proxied traffic.
+    #[serde(default)]
+    pub listeners: Vec<ListenerFile>,
+    /// The admin HTTP service.
+    #[serde(default)]
+    pub admin: Option<AdminFile>,
+    /// `stdout`, `off`/`false`, or a file path.
+    #[serde(default)]
+    pub access_log: Option<AccessLogFile>,
+    /// Routing rules; first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+    /// Named pools of backends.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamFile>,
+    /// Limits on client connections.
+    #[serde(default)]
+    pub limits: Option<LimitsFile>,
+}
+
+/// One listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    /// `IP:port`.
+    pub address: String,
+    /// TLS termination.
+    pub tls: Option<TlsFile>,
+}
+
+/// Certificate and key for a TLS listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain.
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
+}
+
+/// The admin service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// `IP:port`.
+    pub address: String,
+}
+
+/// `access_log:` is either a boolean (`false` = off) or a target string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum AccessLogFile {
+    /// `true` = stdout, `false` = off.
+    Flag(bool),
+    /// `stdout`, `off` or a path.
+    Target(String),
+}
+
+/// One routing rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Exact host or `*.suffix`.
+    pub host: Option<String>,
+    /// Path prefix.
+    pub path_prefix: Option<String>,
+    /// Name of the upstream.
+    pub upstream: String,
+}
+
+/// One upstream pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    /// `round_robin` (default), `random`, `least_connections`, `consistent_hash`.
+    pub algorithm: Option<String>,
+    /// Key for `consistent_hash`.
+    pub hash_key: Option<String>,
+    /// The servers.
+    #[serde(default)]
+    pub backends: Vec<BackendFile>,
+    /// How often hostnames are re-resolved.
+    pub discovery_interval: Option<String>,
+    /// Active health checks.
+    pub health_check: Option<HealthCheckFile>,
+    /// Passive failure counting.
+    pub passive: Option<PassiveFile>,
+    /// Further backends tried after a connect failure.
+    pub retries: Option<u32>,
+    /// Upstream connect timeout.
+    pub connect_timeout: Option<String>,
+    /// Upstream read timeout.
+    pub read_timeout: Option<String>,
+    /// Upstream write timeout.
+    pub write_timeout: Option<String>,
+}
+
+/// One backend entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFile {
+    /// `IP:port` or `hostname:port`.
+    pub address: String,
+    /// Relative weight, >= 1.
+    pub weight: Option<u32>,
+    /// Used only while no primary backend is usable.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+/// Active health checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    /// `tcp` or `http`.
+    pub kind: String,
+    /// HTTP path.
+    pub path: Option<String>,
+    /// HTTP Host header.
+    pub host: Option<String>,
+    /// Accepted HTTP statuses.
+    pub expect_status: Option<Vec<u16>>,
+    /// Probe interval.
+    pub interval: Option<String>,
+    /// Probe timeout.
+    pub timeout: Option<String>,
+    /// Consecutive successes to mark a backend up.
+    pub healthy_after: Option<u32>,
+    /// Consecutive failures to mark it down.
+    pub unhealthy_after: Option<u32>,
+}
+
+/// Passive failure counting, like nginx's `max_fails` / `fail_timeout`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveFile {
+    /// Failures within `fail_timeout` that eject a backend.
+    pub max_fails: Option<u32>,
+    /// Window for counting, and how long an ejection lasts.
+    pub fail_timeout: Option<String>,
+}
+
+/// Client-side limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Largest total size of request headers, in bytes.
+    pub max_header_bytes: Option<usize>,
+    /// How long an idle keep-alive client connection is kept.
+    pub client_keepalive_timeout: Option<String>,
+}
+
+/// Top-level keys that Pingora's `ServerConf` reads.
+pub const PINGORA_KEYS: &[&str] = &[
+    "version",
+    "client_bind_to_ipv4",
+    "client_bind_to_ipv6",
+    "ca_file",
+    "daemon",
+    "error_log",
+    "upstream_debug_ssl_keylog",
+    "pid_file",
+    "upgrade_sock",
+    "user",
+    "group",
+    "working_directory",
+    "threads",
+    "listener_tasks_per_fd",
+    "work_stealing",
+    "runtime_enable_alt_timer",
+    "upstream_keepalive_pool_size",
+    "upstream_connect_offload_threadpools",
+    "upstream_connect_offload_thread_per_pool",
+    "downstream_tls_offload_threadpools",
+    "downstream_tls_offload_thread_per_pool",
+    "grace_period_seconds",
+    "graceful_shutdown_timeout_seconds",
+    "max_retries",
+    "upgrade_sock_connect_accept_max_retries",
+    "max_blocking_threads",
+    "blocking_threads_ttl_seconds",
+    "fast_timeout_to_tokio_threshold_seconds",
+    "runtime_metrics_poll_time_histogram",
+    "runtime_metrics_poll_time_histogram_scale",
+    "runtime_metrics_poll_time_histogram_resolution_micros",
+    "runtime_metrics_poll_time_histogram_buckets",
+    "daemon_wait_for_ready",
+    "daemon_ready_timeout_seconds",
+    "daemon_notify_timeout_seconds",
+];
+
+/// Top-level keys that are bulb's.
+pub const BULB_KEYS: &[&str] = &[
+    "listeners",
+    "admin",
+    "access_log",
+    "routes",
+    "upstreams",
+    "limits",
+];

@@ -1,0 +1,12 @@
+//! Configuration in three stages: [`file`] (what the YAML says), [`validate`]
+//! (checking it, with positions from [`locate`]) and [`model`] (the result the
+//! runtime is built from).
+
+pub mod file;
+pub mod locate;
+pub mod model;
+pub mod nodes;
+pub mod validate;
+
+pub use model::*;
+pub use validate::{load_file, parse, ConfigError};

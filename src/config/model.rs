@@ -1,0 +1,241 @@
+//! The validated configuration: every default filled, every reference
+//! checked. Nothing here touches the network.
+
+use pingora::server::configuration::ServerConf;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A whole, valid bulb configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it came from (a path, or `NODES`), for messages.
+    pub source: String,
+    /// Pingora's own server settings, with bulb's defaults applied.
+    pub server: ServerConf,
+    /// Proxy listeners.
+    pub listeners: Vec<Listener>,
+    /// Admin listener, if any.
+    pub admin: Option<SocketAddr>,
+    /// Access log target.
+    pub access_log: AccessLog,
+    /// Routing rules, first match wins.
+    pub routes: Vec<Route>,
+    /// Upstream pools; routes refer to them by index.
+    pub upstreams: Vec<Upstream>,
+    /// Client-side limits.
+    pub limits: Limits,
+}
+
+/// A proxy listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Bind address.
+    pub address: SocketAddr,
+    /// TLS certificate and key paths.
+    pub tls: Option<(String, String)>,
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    /// No access log.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Append to this file.
+    File(String),
+}
+
+/// How a route matches the request's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Exact, lower-case.
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`, lower-case.
+    Suffix(String),
+}
+
+/// One routing rule.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Host condition.
+    pub host: Option<HostMatch>,
+    /// Path prefix condition.
+    pub path_prefix: Option<String>,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+}
+
+/// Backend selection algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Weighted round robin.
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Fewest in-flight requests divided by weight.
+    LeastConnections,
+    /// Ketama consistent hashing.
+    ConsistentHash,
+}
+
+impl Algorithm {
+    /// The name used in the file and on `/status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::Random => "random",
+            Algorithm::LeastConnections => "least_connections",
+            Algorithm::ConsistentHash => "consistent_hash",
+        }
+    }
+}
+
+/// What a consistent hash is computed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client's IP address.
+    ClientIp,
+    /// Path and query.
+    Uri,
+    /// Path only.
+    Path,
+    /// A request header (lower-case name).
+    Header(String),
+    /// A cookie.
+    Cookie(String),
+}
+
+/// A backend as configured (before name resolution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    /// Host part: an IP literal or a name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Already an address when `host` is an IP literal.
+    pub ip: Option<SocketAddr>,
+    /// Weight, >= 1.
+    pub weight: u32,
+    /// Backup server.
+    pub backup: bool,
+}
+
+/// Kind of active probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// TCP connect.
+    Tcp,
+    /// HTTP GET.
+    Http {
+        /// Request path.
+        path: String,
+        /// Host header.
+        host: String,
+        /// Accepted statuses.
+        expect_status: Vec<u16>,
+    },
+}
+
+/// Active health checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Probe kind.
+    pub kind: ProbeKind,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Consecutive successes to mark up.
+    pub healthy_after: u32,
+    /// Consecutive failures to mark down.
+    pub unhealthy_after: u32,
+}
+
+/// Passive failure counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passive {
+    /// Failures within `fail_timeout` that eject.
+    pub max_fails: u32,
+    /// Counting window and ejection time.
+    pub fail_timeout: Duration,
+}
+
+/// One upstream pool.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Name from the file.
+    pub name: String,
+    /// Selection algorithm.
+    pub algorithm: Algorithm,
+    /// Key for consistent hashing.
+    pub hash_key: HashKey,
+    /// Backends as configured.
+    pub backends: Vec<BackendSpec>,
+    /// Re-resolution interval for hostnames.
+    pub discovery_interval: Duration,
+    /// Active checks.
+    pub health_check: Option<HealthCheck>,
+    /// Passive checks.
+    pub passive: Option<Passive>,
+    /// Further backends tried after a connect failure.
+    pub retries: u32,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+    /// Write timeout.
+    pub write_timeout: Duration,
+}
+
+/// Client-side limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest total request header size.
+    pub max_header_bytes: usize,
+    /// Idle keep-alive timeout for client connections.
+    pub client_keepalive_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            client_keepalive_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Parse `500ms`, `2s`, `1m`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration `{s}`: expected e.g. 500ms, 2s, 1m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("invalid duration `{s}`: unit must be ms, s, m or h")),
+    };
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("2x").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,514 @@
+//! File text → [`Config`]: deserialise, then check everything, collecting
+//! every problem with the line and column it stands at.
+
+use super::file::*;
+use super::locate::{Locator, Pos};
+use super::model::*;
+use pingora::server::configuration::ServerConf;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File name as given.
+    pub file: String,
+    /// Where in the file, when known.
+    pub pos: Option<Pos>,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pos {
+            Some(p) => write!(f, "{}:{}:{}: {}", self.file, p.line, p.col, self.msg),
+            None => write!(f, "{}: {}", self.file, self.msg),
+        }
+    }
+}
+
+/// Read and validate the file at `path`.
+pub fn load_file(path: &str) -> Result<Config, Vec<ConfigError>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) => Err(vec![ConfigError {
+            file: path.to_string(),
+            pos: None,
+            msg: format!("cannot read file: {e}"),
+        }]),
+    }
+}
+
+/// Validate `text`, naming it `source` in messages.
+pub fn parse(text: &str, source: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut v = Validator {
+        file: source.to_string(),
+        loc: Locator::new(text),
+        errors: Vec::new(),
+    };
+    // An empty file is an empty mapping, which then fails for want of listeners.
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    let file: Option<FileConfig> = v.serde(serde_yaml::from_str(text));
+    let server: Option<ServerConf> = v.serde(serde_yaml::from_str(text));
+    let (Some(file), Some(server)) = (file, server) else {
+        return Err(v.errors);
+    };
+    v.top_level_keys();
+    let config = v.config(file, server);
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(v.errors)
+    }
+}
+
+struct Validator {
+    file: String,
+    loc: Locator,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator {
+    fn serde<T>(&mut self, r: Result<T, serde_yaml::Error>) -> Option<T> {
+        match r {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let pos = e.location().map(|l| Pos {
+                    line: l.line(),
+                    col: l.column(),
+                });
+                let mut msg = e.to_string();
+                // serde_yaml appends " at line L column C"; we print it in front.
+                if let Some(i) = msg.find(" at line ") {
+                    msg.truncate(i);
+                }
+                if !self.errors.iter().any(|x| x.msg == msg && x.pos == pos) {
+                    self.errors.push(ConfigError {
+                        file: self.file.clone(),
+                        pos,
+                        msg,
+                    });
+                }
+                None
+            }
+        }
+    }
+
+    fn err_at(&mut self, pos: Option<Pos>, msg: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            pos,
+            msg: msg.into(),
+        });
+    }
+
+    /// An error about the value at `path`.
+    fn err(&mut self, path: &str, msg: impl Into<String>) {
+        let pos = self.loc.value(path);
+        self.err_at(pos, msg);
+    }
+
+    fn top_level_keys(&mut self) {
+        let unknown: Vec<String> = self
+            .loc
+            .top_keys()
+            .iter()
+            .filter(|k| !PINGORA_KEYS.contains(&k.as_str()) && !BULB_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for k in unknown {
+            let pos = self.loc.key(&k);
+            self.err_at(
+                pos,
+                format!("unknown top-level key `{k}` (neither a bulb section nor a Pingora server key)"),
+            );
+        }
+    }
+
+    fn duration(&mut self, path: &str, v: &Option<String>, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(s) => match parse_duration(s) {
+                Ok(d) if d.is_zero() => {
+                    self.err(path, format!("`{s}` must be greater than zero"));
+                    default
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.err(path, e);
+                    default
+                }
+            },
+        }
+    }
+
+    fn socket_addr(&mut self, path: &str, s: &str) -> Option<SocketAddr> {
+        match s.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(path, format!("`{s}` is not an IP:port address"));
+                None
+            }
+        }
+    }
+
+    fn config(&mut self, file: FileConfig, server: ServerConf) -> Config {
+        let server = self.server(server);
+        let listeners = self.listeners(&file.listeners);
+        let admin = file
+            .admin
+            .as_ref()
+            .and_then(|a| self.socket_addr("admin.address", &a.address));
+        if let Some(a) = admin {
+            if listeners.iter().any(|l| l.address == a) {
+                self.err("admin.address", format!("admin address {a} is also a proxy listener"));
+            }
+        }
+        let access_log = match &file.access_log {
+            None | Some(AccessLogFile::Flag(true)) => AccessLog::Stdout,
+            Some(AccessLogFile::Flag(false)) => AccessLog::Off,
+            Some(AccessLogFile::Target(s)) => match s.as_str() {
+                "stdout" | "-" => AccessLog::Stdout,
+                "off" => AccessLog::Off,
+                "" => {
+                    self.err("access_log", "access_log must be stdout, off or a file path");
+                    AccessLog::Off
+                }
+                p => AccessLog::File(p.to_string()),
+            },
+        };
+        let names: Vec<String> = file.upstreams.keys().cloned().collect();
+        let upstreams: Vec<Upstream> = file
+            .upstreams
+            .iter()
+            .map(|(name, u)| self.upstream(name, u))
+            .collect();
+        if upstreams.is_empty() {
+            let pos = self.loc.key("upstreams");
+            self.err_at(pos, "at least one upstream is required under `upstreams`");
+        }
+        let routes = self.routes(&file.routes, &names);
+        let limits = self.limits(&file.limits);
+        Config {
+            source: self.file.clone(),
+            server,
+            listeners,
+            admin,
+            access_log,
+            routes,
+            upstreams,
+            limits,
+        }
+    }
+
+    /// Apply bulb's container-friendly defaults where the file is silent.
+    fn server(&mut self, mut s: ServerConf) -> ServerConf {
+        let given = |k: &str| self.loc.top_keys().iter().any(|t| t == k);
+        if !given("threads") {
+            s.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        }
+        if !given("pid_file") {
+            s.pid_file = "/tmp/bulb.pid".into();
+        }
+        if !given("upgrade_sock") {
+            s.upgrade_sock = "/tmp/bulb_upgrade.sock".into();
+        }
+        s.grace_period_seconds.get_or_insert(1);
+        s.graceful_shutdown_timeout_seconds.get_or_insert(5);
+        if s.threads == 0 {
+            self.err("threads", "threads must be at least 1");
+            s.threads = 1;
+        }
+        match s.validate() {
+            Ok(s) => s,
+            Err(e) => {
+                self.err_at(None, format!("{e}"));
+                ServerConf::default()
+            }
+        }
+    }
+
+    fn listeners(&mut self, ls: &[ListenerFile]) -> Vec<Listener> {
+        if ls.is_empty() {
+            let pos = self.loc.key("listeners");
+            self.err_at(pos, "at least one entry under `listeners` is required");
+        }
+        let mut out: Vec<Listener> = Vec::new();
+        for (i, l) in ls.iter().enumerate() {
+            let path = format!("listeners[{i}].address");
+            let Some(address) = self.socket_addr(&path, &l.address) else {
+                continue;
+            };
+            if out.iter().any(|o| o.address == address) {
+                self.err(&path, format!("listener {address} is given twice"));
+            }
+            let tls = l.tls.as_ref().map(|t| {
+                for (what, p) in [("cert", &t.cert), ("key", &t.key)] {
+                    if std::fs::metadata(p).is_err() {
+                        self.err(
+                            &format!("listeners[{i}].tls.{what}"),
+                            format!("TLS {what} file `{p}` cannot be read"),
+                        );
+                    }
+                }
+                (t.cert.clone(), t.key.clone())
+            });
+            out.push(Listener { address, tls });
+        }
+        out
+    }
+
+    fn routes(&mut self, rs: &[RouteFile], names: &[String]) -> Vec<Route> {
+        if rs.is_empty() {
+            if names.len() > 1 {
+                let pos = self.loc.key("upstreams");
+                self.err_at(pos, "`routes` are required when there is more than one upstream");
+            }
+            return vec![Route {
+                host: None,
+                path_prefix: None,
+                upstream: 0,
+            }];
+        }
+        let mut out = Vec::new();
+        for (i, r) in rs.iter().enumerate() {
+            let Some(upstream) = names.iter().position(|n| *n == r.upstream) else {
+                self.err(
+                    &format!("routes[{i}].upstream"),
+                    format!("route names upstream `{}`, which is not defined", r.upstream),
+                );
+                continue;
+            };
+            let host = r.host.as_ref().and_then(|h| {
+                let h = h.to_ascii_lowercase();
+                let bad = h.is_empty()
+                    || h.contains(|c: char| !(c.is_ascii_alphanumeric() || "-._*".contains(c)))
+                    || h[1..].contains('*');
+                if bad || (h.starts_with('*') && !h.starts_with("*.")) {
+                    self.err(
+                        &format!("routes[{i}].host"),
+                        format!("invalid host `{h}`: use an exact name or `*.suffix`"),
+                    );
+                    return None;
+                }
+                Some(match h.strip_prefix('*') {
+                    Some(suffix) => HostMatch::Suffix(suffix.to_string()),
+                    None => HostMatch::Exact(h),
+                })
+            });
+            if let Some(p) = &r.path_prefix {
+                if !p.starts_with('/') {
+                    self.err(&format!("routes[{i}].path_prefix"), "path_prefix must start with `/`");
+                }
+            }
+            out.push(Route {
+                host,
+                path_prefix: r.path_prefix.clone(),
+                upstream,
+            });
+        }
+        out
+    }
+
+    fn upstream(&mut self, name: &str, u: &UpstreamFile) -> Upstream {
+        let p = format!("upstreams.{name}");
+        let algorithm = match u.algorithm.as_deref() {
+            None | Some("round_robin") => Algorithm::RoundRobin,
+            Some("random") => Algorithm::Random,
+            Some("least_connections") | Some("least_conn") => Algorithm::LeastConnections,
+            Some("consistent_hash") => Algorithm::ConsistentHash,
+            Some(other) => {
+                self.err(
+                    &format!("{p}.algorithm"),
+                    format!("unknown algorithm `{other}`: use round_robin, random, least_connections or consistent_hash"),
+                );
+                Algorithm::RoundRobin
+            }
+        };
+        let hash_key = match (&u.hash_key, algorithm) {
+            (None, _) => HashKey::ClientIp,
+            (Some(k), Algorithm::ConsistentHash) => self.hash_key(&format!("{p}.hash_key"), k),
+            (Some(_), _) => {
+                self.err(&format!("{p}.hash_key"), "hash_key applies only to algorithm: consistent_hash");
+                HashKey::ClientIp
+            }
+        };
+        if u.backends.is_empty() {
+            let pos = self.loc.key(&p);
+            self.err_at(pos, format!("upstream `{name}` has no backends"));
+        }
+        let mut backends: Vec<BackendSpec> = Vec::new();
+        for (i, b) in u.backends.iter().enumerate() {
+            if let Some(spec) = self.backend(&format!("{p}.backends[{i}]"), b) {
+                if backends.iter().any(|o| o.host == spec.host && o.port == spec.port) {
+                    self.err(
+                        &format!("{p}.backends[{i}].address"),
+                        format!("backend `{}` is listed twice", b.address),
+                    );
+                }
+                backends.push(spec);
+            }
+        }
+        if !backends.is_empty() && backends.iter().all(|b| b.backup) {
+            let pos = self.loc.key(&format!("{p}.backends"));
+            self.err_at(pos, format!("upstream `{name}` has only backup backends"));
+        }
+        let health_check = u.health_check.as_ref().map(|h| self.health(&format!("{p}.health_check"), h));
+        let passive = u.passive.as_ref().map(|ps| {
+            let max_fails = ps.max_fails.unwrap_or(1);
+            if max_fails == 0 {
+                self.err(&format!("{p}.passive.max_fails"), "max_fails must be at least 1 (omit `passive` to disable)");
+            }
+            Passive {
+                max_fails: max_fails.max(1),
+                fail_timeout: self.duration(&format!("{p}.passive.fail_timeout"), &ps.fail_timeout, Duration::from_secs(10)),
+            }
+        });
+        Upstream {
+            name: name.to_string(),
+            algorithm,
+            hash_key,
+            backends,
+            discovery_interval: self.duration(&format!("{p}.discovery_interval"), &u.discovery_interval, Duration::from_secs(5)),
+            health_check,
+            passive,
+            retries: u.retries.unwrap_or(1),
+            connect_timeout: self.duration(&format!("{p}.connect_timeout"), &u.connect_timeout, Duration::from_secs(2)),
+            read_timeout: self.duration(&format!("{p}.read_timeout"), &u.read_timeout, Duration::from_secs(30)),
+            write_timeout: self.duration(&format!("{p}.write_timeout"), &u.write_timeout, Duration::from_secs(30)),
+        }
+    }
+
+    fn hash_key(&mut self, path: &str, k: &str) -> HashKey {
+        match k.split_once(':') {
+            None if k == "client_ip" => HashKey::ClientIp,
+            None if k == "uri" => HashKey::Uri,
+            None if k == "path" => HashKey::Path,
+            Some(("header", n)) if valid_token(n) => HashKey::Header(n.to_ascii_lowercase()),
+            Some(("cookie", n)) if valid_token(n) => HashKey::Cookie(n.to_string()),
+            _ => {
+                self.err(path, format!("invalid hash_key `{k}`: use client_ip, uri, path, header:NAME or cookie:NAME"));
+                HashKey::ClientIp
+            }
+        }
+    }
+
+    fn backend(&mut self, p: &str, b: &BackendFile) -> Option<BackendSpec> {
+        let weight = b.weight.unwrap_or(1);
+        if !(1..=10_000).contains(&weight) {
+            self.err(&format!("{p}.weight"), format!("weight {weight} is out of range: must be 1 to 10000"));
+        }
+        let apath = format!("{p}.address");
+        let (host, port) = match split_host_port(&b.address) {
+            Some(hp) => hp,
+            None => {
+                self.err(&apath, format!("`{}` is not host:port", b.address));
+                return None;
+            }
+        };
+        let ip = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
+        if ip.is_none() && !valid_hostname(&host) {
+            self.err(&apath, format!("`{host}` is neither an IP address nor a valid hostname"));
+            return None;
+        }
+        Some(BackendSpec {
+            host,
+            port,
+            ip,
+            weight: weight.clamp(1, 10_000),
+            backup: b.backup,
+        })
+    }
+
+    fn health(&mut self, p: &str, h: &HealthCheckFile) -> HealthCheck {
+        let kind = match h.kind.as_str() {
+            "tcp" => {
+                for (k, given) in [("path", h.path.is_some()), ("host", h.host.is_some()), ("expect_status", h.expect_status.is_some())] {
+                    if given {
+                        self.err(&format!("{p}.{k}"), format!("`{k}` applies only to kind: http"));
+                    }
+                }
+                ProbeKind::Tcp
+            }
+            "http" => {
+                let path = h.path.clone().unwrap_or_else(|| "/".into());
+                if !path.starts_with('/') {
+                    self.err(&format!("{p}.path"), "path must start with `/`");
+                }
+                let expect_status = h.expect_status.clone().unwrap_or_else(|| vec![200]);
+                if expect_status.is_empty() || expect_status.iter().any(|s| !(100..=599).contains(s)) {
+                    self.err(&format!("{p}.expect_status"), "expect_status must list HTTP statuses (100-599)");
+                }
+                ProbeKind::Http {
+                    path,
+                    host: h.host.clone().unwrap_or_else(|| "localhost".into()),
+                    expect_status,
+                }
+            }
+            other => {
+                self.err(&format!("{p}.kind"), format!("unknown health check kind `{other}`: use tcp or http"));
+                ProbeKind::Tcp
+            }
+        };
+        let mut count = |k: &str, v: Option<u32>, d: u32| {
+            let n = v.unwrap_or(d);
+            if n == 0 {
+                self.err(&format!("{p}.{k}"), format!("{k} must be at least 1"));
+            }
+            n.max(1)
+        };
+        let healthy_after = count("healthy_after", h.healthy_after, 2);
+        let unhealthy_after = count("unhealthy_after", h.unhealthy_after, 3);
+        HealthCheck {
+            kind,
+            interval: self.duration(&format!("{p}.interval"), &h.interval, Duration::from_secs(2)),
+            timeout: self.duration(&format!("{p}.timeout"), &h.timeout, Duration::from_secs(1)),
+            healthy_after,
+            unhealthy_after,
+        }
+    }
+
+    fn limits(&mut self, l: &Option<LimitsFile>) -> Limits {
+        let mut out = Limits::default();
+        if let Some(l) = l {
+            if let Some(n) = l.max_header_bytes {
+                if n < 1024 {
+                    self.err("limits.max_header_bytes", "max_header_bytes must be at least 1024");
+                }
+                out.max_header_bytes = n.max(1024);
+            }
+            out.client_keepalive_timeout =
+                self.duration("limits.client_keepalive_timeout", &l.client_keepalive_timeout, out.client_keepalive_timeout);
+        }
+        out
+    }
+}
+
+/// Split `host:port`, `[v6]:port` or `v6lit` forms. `None` when malformed.
+pub fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, p) = rest.split_once("]:")?;
+        (h, p)
+    } else {
+        s.rsplit_once(':')?
+    };
+    if host.is_empty() || host.contains(':') && !s.starts_with('[') {
+        return None;
+    }
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    Some((host.to_string(), port))
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn valid_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b))
+}

@@ -1,0 +1,155 @@
+//! The control plane: a Pingora background service that runs discovery and
+//! health checks for the current runtime and reloads the file on SIGHUP.
+
+use crate::config::{self, Config, ConfigError};
+use crate::discovery::{self, DnsDiscovery};
+use crate::health::{self, Prober};
+use crate::proxy::Shared;
+use crate::runtime::Runtime;
+use async_trait::async_trait;
+use log::{error, info, warn};
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use pingora_core::services::ServiceReadyNotifier;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Where the configuration comes from, so a reload can read it again.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A YAML file.
+    File(String),
+    /// The `NODES` environment (reload reopens logs only).
+    Nodes,
+}
+
+impl Source {
+    /// Read and validate the configuration.
+    pub fn load(&self) -> Result<Config, Vec<ConfigError>> {
+        match self {
+            Source::File(p) => config::load_file(p),
+            Source::Nodes => {
+                let nodes = std::env::var("NODES").unwrap_or_default();
+                let listen = std::env::var("LISTEN").ok();
+                let admin = std::env::var("ADMIN").ok();
+                config::nodes::from_env(&nodes, listen.as_deref(), admin.as_deref())
+            }
+        }
+    }
+}
+
+/// The background service.
+pub struct Control {
+    shared: Arc<Shared>,
+    source: Source,
+    handoff: crate::handoff::Handoff,
+}
+
+impl Control {
+    /// Control over `shared`, reloading from `source`.
+    pub fn new(shared: Arc<Shared>, source: Source, handoff: crate::handoff::Handoff) -> Self {
+        Control {
+            shared,
+            source,
+            handoff,
+        }
+    }
+
+    /// Resolve names and probe backends of `rt` once, so that it starts
+    /// with what is known to be up.
+    async fn warm_up(&self, rt: &Runtime) {
+        let jobs = rt.pools.iter().map(|p| async move {
+            if p.has_hostnames() {
+                let d = DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone());
+                discovery::refresh(p, &d).await;
+            }
+            if let Some(h) = &p.cfg.health_check {
+                Prober::new(h).probe_pool(p, true).await;
+            }
+        });
+        futures::future::join_all(jobs).await;
+    }
+
+    /// Start the discovery and health tasks of every pool of `rt`.
+    fn spawn_tasks(&self, rt: &Runtime) {
+        for p in &rt.pools {
+            if p.has_hostnames() {
+                let d = DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone());
+                tokio::spawn(discovery::run(p.clone(), d));
+            }
+            if let Some(h) = &p.cfg.health_check {
+                tokio::spawn(health::run(p.clone(), Prober::new(h)));
+            }
+        }
+    }
+
+    /// Handle SIGHUP: validate the file, and swap the new runtime in, or
+    /// keep the old one serving and say why.
+    pub async fn reload(&self) {
+        info!("SIGHUP: reloading configuration from {:?}", self.source);
+        let cfg = match self.source.load() {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors {
+                    error!("reload rejected: {e}");
+                }
+                error!("reload rejected: {} problem(s); the running configuration stays", errors.len());
+                self.shared.metrics.reloads_err.fetch_add(1, Relaxed);
+                return;
+            }
+        };
+        let old = self.shared.runtime.load_full();
+        if cfg.listeners != old.config.listeners || cfg.admin != old.config.admin {
+            info!("listeners changed: handing the sockets over to a new bulb process");
+            match self.handoff.hand_over().await {
+                Ok(()) => return,
+                Err(e) => {
+                    error!("reload rejected: listener change cannot be applied: {e}");
+                    self.shared.metrics.reloads_err.fetch_add(1, Relaxed);
+                    return;
+                }
+            }
+        }
+        let new = Arc::new(Runtime::build(cfg, Some(&old), &self.shared.dns, &self.shared.metrics));
+        self.warm_up(&new).await;
+        if new.config.access_log != old.config.access_log {
+            self.shared.access_log.retarget(&new.config.access_log);
+        } else {
+            self.shared.access_log.reopen();
+        }
+        self.shared.runtime.store(new.clone());
+        old.retire();
+        self.spawn_tasks(&new);
+        self.shared.metrics.reloads_ok.fetch_add(1, Relaxed);
+        info!("reload complete: generation {}", new.generation);
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Control {
+    async fn start_with_ready_notifier(&self, mut shutdown: ShutdownWatch, ready: ServiceReadyNotifier) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("cannot listen for SIGHUP, reload disabled: {e}");
+                None
+            }
+        };
+        let rt = self.shared.runtime.load_full();
+        self.warm_up(&rt).await;
+        self.spawn_tasks(&rt);
+        ready.notify_ready();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    self.shared.runtime.load().retire();
+                    return;
+                }
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                    self.reload().await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! bulb: an HTTP load balancer on Pingora.
+//!
+//! A request goes [`proxy`] → [`runtime`] (routes) → [`pool`] (selection over
+//! backends kept current by [`discovery`] and [`health`]). [`config`] turns
+//! the YAML file into a validated model; [`control`] reloads it on SIGHUP
+//! and [`handoff`] passes listening sockets to a successor when listeners
+//! change. [`admin`], [`metrics`] and [`access_log`] tell what happens.
+
+pub mod access_log;
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod discovery;
+pub mod handoff;
+pub mod health;
+pub mod metrics;
+pub mod pool;
+pub mod proxy;
+pub mod runtime;
+pub mod server;

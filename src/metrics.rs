@@ -1,0 +1,70 @@
+//! Counters kept outside any single config generation: reload results, the
+//! request-duration histograms per upstream, and requests no route took.
+//! Per-backend counters live on [`crate::pool::BackendState`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Upper bounds of the duration histogram buckets, in seconds.
+pub const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A lock-free request-duration histogram.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Record one duration.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    /// Cumulative bucket counts, total count, and sum in seconds.
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+        let mut acc = 0;
+        let cum = self
+            .counts
+            .iter()
+            .map(|c| {
+                acc += c.load(Relaxed);
+                acc
+            })
+            .collect();
+        (cum, self.count.load(Relaxed), self.sum_micros.load(Relaxed) as f64 / 1e6)
+    }
+}
+
+/// Process-wide counters.
+#[derive(Default)]
+pub struct Metrics {
+    /// Successful reloads.
+    pub reloads_ok: AtomicU64,
+    /// Rejected reloads.
+    pub reloads_err: AtomicU64,
+    /// Requests answered 404 because no route matched.
+    pub unrouted: AtomicU64,
+    /// Retries made (a further backend tried for a request).
+    pub retries: AtomicU64,
+    /// Access-log lines dropped because the writer fell behind.
+    pub log_dropped: AtomicU64,
+    histograms: Mutex<HashMap<String, Arc<Histogram>>>,
+}
+
+impl Metrics {
+    /// The histogram of upstream `name`, created on first use and kept
+    /// across reloads.
+    pub fn histogram(&self, name: &str) -> Arc<Histogram> {
+        let mut h = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
+        h.entry(name.to_string()).or_default().clone()
+    }
+}

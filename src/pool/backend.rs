@@ -1,0 +1,234 @@
+//! Per-backend state shared by the proxy, the health checker, discovery,
+//! metrics and reloads. Everything on it is an atomic: the request path never
+//! locks.
+
+use crate::config::Passive;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Milliseconds since the process started: a cheap monotonic clock.
+pub fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Number of distinct HTTP statuses counted (100..=599).
+const STATUSES: usize = 500;
+
+/// One backend address of one upstream, with its health and counters.
+///
+/// The same `Arc<BackendState>` is carried over a reload when the upstream
+/// and address stay, so health and counters survive it.
+pub struct BackendState {
+    /// The address connected to.
+    pub addr: SocketAddr,
+    /// `addr` as text, for logs, `/status` and metric labels.
+    pub addr_str: String,
+    weight: AtomicU32,
+    backup: AtomicBool,
+    healthy: AtomicBool,
+    probe_streak: AtomicU32,
+    probed: AtomicBool,
+    in_flight: AtomicI64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    window_start: AtomicU64,
+    window_fails: AtomicU32,
+    ejected_until: AtomicU64,
+    statuses: Box<[AtomicU64]>,
+}
+
+impl BackendState {
+    /// A new backend. With active checks configured it starts down and
+    /// becomes usable only when its first probe succeeds.
+    pub fn new(addr: SocketAddr, weight: u32, backup: bool, actively_checked: bool) -> Self {
+        BackendState {
+            addr,
+            addr_str: addr.to_string(),
+            weight: AtomicU32::new(weight),
+            backup: AtomicBool::new(backup),
+            healthy: AtomicBool::new(!actively_checked),
+            probe_streak: AtomicU32::new(0),
+            probed: AtomicBool::new(false),
+            in_flight: AtomicI64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            window_start: AtomicU64::new(0),
+            window_fails: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            statuses: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Set weight and backup flag (a reload may change them).
+    pub fn set_role(&self, weight: u32, backup: bool) {
+        self.weight.store(weight, Relaxed);
+        self.backup.store(backup, Relaxed);
+    }
+
+    /// Relative weight.
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Relaxed)
+    }
+
+    /// Whether this is a backup server.
+    pub fn backup(&self) -> bool {
+        self.backup.load(Relaxed)
+    }
+
+    /// Healthy according to active checks (always true without them).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Relaxed)
+    }
+
+    /// Whether a passive ejection is in force at `now` (from [`now_ms`]).
+    pub fn ejected(&self, now: u64) -> bool {
+        now < self.ejected_until.load(Relaxed)
+    }
+
+    /// Usable for new requests: actively healthy and not passively ejected.
+    pub fn usable(&self, now: u64) -> bool {
+        self.healthy() && !self.ejected(now)
+    }
+
+    /// Requests currently being proxied to this backend.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// Requests sent to this backend.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Relaxed)
+    }
+
+    /// Failures (connect errors, timeouts, resets) seen on this backend.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Relaxed)
+    }
+
+    /// A request starts on this backend.
+    pub fn begin(&self) {
+        self.in_flight.fetch_add(1, Relaxed);
+        self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// A request that [`begin`](Self::begin) started has ended.
+    pub fn end(&self) {
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+
+    /// Count a response status sent to a client for this backend.
+    pub fn count_status(&self, status: u16) {
+        if let Some(c) = (status as usize).checked_sub(100).and_then(|i| self.statuses.get(i)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Non-zero status counts, as (status, count).
+    pub fn status_counts(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.statuses.iter().enumerate().filter_map(|(i, c)| {
+            let n = c.load(Relaxed);
+            (n > 0).then_some((i as u16 + 100, n))
+        })
+    }
+
+    /// A request to this backend failed (connect error, timeout, reset).
+    /// Returns true when this failure ejected the backend.
+    pub fn record_failure(&self, passive: Option<Passive>) -> bool {
+        self.failures.fetch_add(1, Relaxed);
+        let Some(p) = passive else { return false };
+        let now = now_ms();
+        let window = p.fail_timeout.as_millis() as u64;
+        let start = self.window_start.load(Relaxed);
+        let fails = if now.saturating_sub(start) >= window || start == 0 {
+            self.window_start.store(now.max(1), Relaxed);
+            self.window_fails.store(1, Relaxed);
+            1
+        } else {
+            self.window_fails.fetch_add(1, Relaxed) + 1
+        };
+        if fails >= p.max_fails && !self.ejected(now) {
+            self.ejected_until.store(now + window, Relaxed);
+            self.window_fails.store(0, Relaxed);
+            self.window_start.store(0, Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Record one active probe result; returns `Some(new_health)` when the
+    /// backend flips. The first probe of a backend decides at once.
+    pub fn record_probe(&self, ok: bool, healthy_after: u32, unhealthy_after: u32) -> Option<bool> {
+        let first = !self.probed.swap(true, Relaxed);
+        let healthy = self.healthy();
+        if ok == healthy {
+            self.probe_streak.store(0, Relaxed);
+            return None;
+        }
+        let streak = self.probe_streak.fetch_add(1, Relaxed) + 1;
+        let needed = if ok { healthy_after } else { unhealthy_after };
+        if first || streak >= needed {
+            self.healthy.store(ok, Relaxed);
+            self.probe_streak.store(0, Relaxed);
+            return Some(ok);
+        }
+        None
+    }
+
+    /// Whether an active probe has run on this backend yet.
+    pub fn probed(&self) -> bool {
+        self.probed.load(Relaxed)
+    }
+
+    /// Active checks were switched off for this backend: it is usable again.
+    pub fn clear_active_health(&self) {
+        self.healthy.store(true, Relaxed);
+        self.probe_streak.store(0, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn b(checked: bool) -> BackendState {
+        BackendState::new("127.0.0.1:1".parse().unwrap(), 1, false, checked)
+    }
+
+    #[test]
+    fn first_probe_decides_then_thresholds_apply() {
+        let s = b(true);
+        assert!(!s.healthy());
+        assert_eq!(s.record_probe(true, 2, 3), Some(true));
+        assert_eq!(s.record_probe(false, 2, 3), None);
+        assert_eq!(s.record_probe(false, 2, 3), None);
+        assert_eq!(s.record_probe(false, 2, 3), Some(false));
+        assert_eq!(s.record_probe(true, 2, 3), None);
+        assert_eq!(s.record_probe(true, 2, 3), Some(true));
+    }
+
+    #[test]
+    fn passive_ejection_after_max_fails() {
+        let s = b(false);
+        let p = Some(Passive { max_fails: 3, fail_timeout: Duration::from_secs(30) });
+        assert!(!s.record_failure(p));
+        assert!(!s.record_failure(p));
+        assert!(s.record_failure(p));
+        assert!(!s.usable(now_ms()));
+        assert_eq!(s.failures(), 3);
+    }
+
+    #[test]
+    fn statuses_are_counted() {
+        let s = b(false);
+        s.count_status(200);
+        s.count_status(200);
+        s.count_status(503);
+        s.count_status(42);
+        let v: Vec<_> = s.status_counts().collect();
+        assert_eq!(v, vec![(200, 2), (503, 1)]);
+    }
+}

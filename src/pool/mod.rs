@@ -1,0 +1,197 @@
+//! An upstream pool at run time: its backends (each with live state), the
+//! selectors built over them, and the rules for picking one.
+
+pub mod backend;
+pub mod selection;
+
+pub use backend::{now_ms, BackendState};
+
+use crate::config::{Algorithm, Upstream};
+use crate::discovery::DnsCache;
+use crate::metrics::Histogram;
+use arc_swap::ArcSwap;
+use selection::Selector;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// The backends of a pool at one moment, and selectors over them.
+pub struct Members {
+    /// Every backend, primary and backup, in address order.
+    pub all: Vec<Arc<BackendState>>,
+    primary: Selector,
+    backup: Selector,
+}
+
+/// One address a pool should have, with the role its config entry gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Resolved address.
+    pub addr: SocketAddr,
+    /// Weight from the config entry.
+    pub weight: u32,
+    /// Backup flag from the config entry.
+    pub backup: bool,
+}
+
+/// A running upstream pool.
+pub struct Pool {
+    /// Its validated configuration.
+    pub cfg: Upstream,
+    members: ArcSwap<Members>,
+    retired: AtomicBool,
+    /// Request durations of this upstream (kept across reloads).
+    pub latency: Arc<Histogram>,
+    /// Status counts of requests that reached no backend (503s).
+    pub no_backend: BackendState,
+    /// Woken when discovery changes the membership.
+    pub changed: tokio::sync::Notify,
+}
+
+impl Pool {
+    /// Build a pool from `cfg`, taking over the state of backends that
+    /// `previous` (the same-named pool of the running config) already has.
+    /// Hostnames take their addresses from `dns`, the last good resolutions.
+    pub fn new(cfg: Upstream, previous: Option<&Pool>, dns: &DnsCache, latency: Arc<Histogram>) -> Self {
+        let targets = dns.targets(&cfg.backends);
+        let pool = Pool {
+            members: ArcSwap::from_pointee(Members {
+                all: Vec::new(),
+                primary: Selector::Empty,
+                backup: Selector::Empty,
+            }),
+            retired: AtomicBool::new(false),
+            changed: tokio::sync::Notify::new(),
+            latency,
+            no_backend: BackendState::new(SocketAddr::from(([0, 0, 0, 0], 0)), 1, false, false),
+            cfg,
+        };
+        let old = previous.map(|p| p.members.load_full());
+        pool.set_targets(&targets, old.as_deref());
+        pool
+    }
+
+    /// The current members.
+    pub fn members(&self) -> arc_swap::Guard<Arc<Members>> {
+        self.members.load()
+    }
+
+    /// Replace the membership with `targets` (from discovery). Backends that
+    /// stay keep their state; new ones start as [`BackendState::new`] says.
+    pub fn update(&self, targets: &[Target]) {
+        let old = self.members.load_full();
+        let mut want: Vec<(SocketAddr, u32, bool)> = targets.iter().map(|t| (t.addr, t.weight, t.backup)).collect();
+        want.sort();
+        want.dedup_by_key(|t| t.0);
+        let have: Vec<(SocketAddr, u32, bool)> = old.all.iter().map(|s| (s.addr, s.weight(), s.backup())).collect();
+        if want == have {
+            return; // unchanged: keep selectors (and round-robin position) as they are
+        }
+        self.set_targets(targets, Some(&old));
+        self.changed.notify_one();
+    }
+
+    fn set_targets(&self, targets: &[Target], old: Option<&Members>) {
+        let checked = self.cfg.health_check.is_some();
+        let by_addr: HashMap<SocketAddr, &Arc<BackendState>> =
+            old.map(|m| m.all.iter().map(|s| (s.addr, s)).collect()).unwrap_or_default();
+        let mut all: Vec<Arc<BackendState>> = Vec::with_capacity(targets.len());
+        for t in targets {
+            if all.iter().any(|s| s.addr == t.addr) {
+                continue; // the same address reached through two entries
+            }
+            let state = match by_addr.get(&t.addr) {
+                Some(s) => {
+                    s.set_role(t.weight, t.backup);
+                    if !checked {
+                        s.clear_active_health();
+                    }
+                    (*s).clone()
+                }
+                None => Arc::new(BackendState::new(t.addr, t.weight, t.backup, checked)),
+            };
+            all.push(state);
+        }
+        all.sort_by_key(|s| s.addr);
+        let (backups, primaries): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|s| s.backup());
+        self.members.store(Arc::new(Members {
+            primary: Selector::build(self.cfg.algorithm, &primaries),
+            backup: Selector::build(self.cfg.algorithm, &backups),
+            all,
+        }));
+    }
+
+    /// Pick a backend for a request hashed by `key`, never one in `tried`.
+    ///
+    /// Order: usable primaries by the algorithm; then usable backups; then,
+    /// failing open, backends that only passive counting has ejected (active
+    /// checks are evidence, passive ejection is a guess). `None` means nothing
+    /// can be tried: the caller answers without connecting.
+    pub fn select(&self, key: &[u8], tried: &Tried) -> Option<Arc<BackendState>> {
+        let m = self.members.load();
+        let now = now_ms();
+        let ok = |s: &BackendState| s.usable(now) && !tried.contains(s.addr);
+        let limit = match self.cfg.algorithm {
+            Algorithm::ConsistentHash => m.all.len() * 160 + 16,
+            _ => m.all.len() * 2 + 4,
+        };
+        let scan = |backup: bool, f: &dyn Fn(&BackendState) -> bool| {
+            m.all.iter().find(|s| s.backup() == backup && f(s)).cloned()
+        };
+        m.primary
+            .pick(key, limit, ok)
+            .or_else(|| scan(false, &ok))
+            .or_else(|| m.backup.pick(key, limit, ok))
+            .or_else(|| scan(true, &ok))
+            .or_else(|| {
+                let fail_open = |s: &BackendState| s.healthy() && !tried.contains(s.addr);
+                m.primary.pick(key, limit, fail_open).or_else(|| scan(true, &fail_open))
+            })
+    }
+
+    /// Stop the background tasks of this pool (it was replaced by a reload).
+    pub fn retire(&self) {
+        self.retired.store(true, Relaxed);
+        self.changed.notify_one();
+    }
+
+    /// Whether [`retire`](Self::retire) was called.
+    pub fn retired(&self) -> bool {
+        self.retired.load(Relaxed)
+    }
+
+    /// Whether any backend is given by name (and so needs discovery).
+    pub fn has_hostnames(&self) -> bool {
+        self.cfg.backends.iter().any(|b| b.ip.is_none())
+    }
+}
+
+/// The backends already tried for one request. Allocation-free for the
+/// first attempt and the first retry.
+#[derive(Default, Debug)]
+pub struct Tried {
+    first: Option<SocketAddr>,
+    more: Vec<SocketAddr>,
+}
+
+impl Tried {
+    /// Record `addr` as tried.
+    pub fn push(&mut self, addr: SocketAddr) {
+        if self.first.is_none() {
+            self.first = Some(addr);
+        } else {
+            self.more.push(addr);
+        }
+    }
+
+    /// Whether `addr` was tried.
+    pub fn contains(&self, addr: SocketAddr) -> bool {
+        self.first == Some(addr) || self.more.contains(&addr)
+    }
+
+    /// Whether nothing was tried yet.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}

@@ -1,0 +1,376 @@
+//! The request path: route, pick a backend, edit headers, retry, map errors
+//! to statuses, count and log. This is the `ProxyHttp` Pingora drives.
+
+use crate::access_log::{AccessLog, Entry};
+use crate::config::{Algorithm, HashKey};
+use crate::metrics::Metrics;
+use crate::pool::{BackendState, Pool, Tried};
+use crate::runtime::Runtime;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use http::header::{self, HeaderName, HeaderValue};
+use log::warn;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// State shared by every request and by the control plane.
+pub struct Shared {
+    /// The running config; swapped whole by a reload.
+    pub runtime: ArcSwap<Runtime>,
+    /// Process-wide counters.
+    pub metrics: Metrics,
+    /// Access-log sink.
+    pub access_log: AccessLog,
+    /// Last good name resolutions, kept across reloads.
+    pub dns: Arc<crate::discovery::DnsCache>,
+}
+
+/// bulb's `ProxyHttp`.
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// A proxy over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Proxy { shared }
+    }
+}
+
+/// Per-request state.
+pub struct Ctx {
+    start: Instant,
+    pool: Option<Arc<Pool>>,
+    backend: Option<Arc<BackendState>>,
+    /// The last backend tried, for counting and the access log.
+    backend_for_log: Option<Arc<BackendState>>,
+    tried: Tried,
+    attempts: u32,
+    response_started: bool,
+}
+
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// The request's host: the URI authority (HTTP/2, absolute form) or `Host`.
+fn request_host(req: &RequestHeader) -> &[u8] {
+    match req.uri.authority() {
+        Some(a) => a.as_str().as_bytes(),
+        None => req.headers.get(header::HOST).map_or(b"", |h| h.as_bytes()),
+    }
+}
+
+fn has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// Remove hop-by-hop headers and every header `Connection` names.
+/// `keep_upgrade` keeps `Upgrade`/`Connection: upgrade` for protocol switches.
+fn strip_hop_by_hop(headers: &http::HeaderMap, keep_upgrade: bool) -> Vec<HeaderName> {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for v in headers.get_all(header::CONNECTION) {
+        for token in v.as_bytes().split(|&c| c == b',') {
+            let t = token.trim_ascii();
+            if t.is_empty() || (keep_upgrade && t.eq_ignore_ascii_case(b"upgrade")) {
+                continue;
+            }
+            if let Ok(n) = HeaderName::from_bytes(t) {
+                named.push(n);
+            }
+        }
+    }
+    named
+}
+
+fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+    req.headers.get_all(header::COOKIE).iter().find_map(|v| {
+        v.as_bytes().split(|&c| c == b';').find_map(|kv| {
+            let kv = kv.trim_ascii();
+            let eq = kv.iter().position(|&c| c == b'=')?;
+            (kv[..eq].trim_ascii() == name.as_bytes()).then(|| kv[eq + 1..].trim_ascii())
+        })
+    })
+}
+
+/// The consistent-hash key for this request, written into `buf` when it is
+/// the client IP. A missing header or cookie falls back to the client IP.
+fn hash_key<'a>(key: &HashKey, req: &'a RequestHeader, ip: Option<IpAddr>, buf: &'a mut [u8; 16]) -> &'a [u8] {
+    let found: Option<&[u8]> = match key {
+        HashKey::ClientIp => None,
+        HashKey::Uri => Some(req.uri.path_and_query().map_or(b"/", |pq| pq.as_str().as_bytes())),
+        HashKey::Path => Some(req.uri.path().as_bytes()),
+        HashKey::Header(n) => req.headers.get(n.as_str()).map(|v| v.as_bytes()),
+        HashKey::Cookie(n) => cookie_value(req, n),
+    };
+    if let Some(k) = found {
+        return k;
+    }
+    match ip {
+        Some(IpAddr::V4(v4)) => {
+            buf[..4].copy_from_slice(&v4.octets());
+            &buf[..4]
+        }
+        Some(IpAddr::V6(v6)) => {
+            *buf = v6.octets();
+            &buf[..]
+        }
+        None => b"",
+    }
+}
+
+fn no_backend(tried_any: bool) -> Box<Error> {
+    if tried_any {
+        Error::explain(ErrorType::HTTPStatus(502), "every tried backend failed")
+    } else {
+        Error::explain(ErrorType::HTTPStatus(503), "no usable backend")
+    }
+}
+
+impl Ctx {
+    fn finish_attempt(&mut self) {
+        if let Some(b) = self.backend.take() {
+            b.end();
+            self.tried.push(b.addr);
+            self.backend_for_log = Some(b);
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            start: Instant::now(),
+            pool: None,
+            backend: None,
+            backend_for_log: None,
+            tried: Tried::default(),
+            attempts: 0,
+            response_started: false,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let rt = self.shared.runtime.load();
+        let req = session.req_header();
+        let pool = rt.route(request_host(req), req.uri.path().as_bytes()).cloned();
+        match pool {
+            Some(p) => {
+                ctx.pool = Some(p);
+                Ok(false)
+            }
+            None => {
+                self.shared.metrics.unrouted.fetch_add(1, Relaxed);
+                session.respond_error(404).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(pool) = ctx.pool.clone() else {
+            return Err(Error::explain(ErrorType::HTTPStatus(404), "no route"));
+        };
+        if ctx.backend.is_some() {
+            ctx.finish_attempt();
+            self.shared.metrics.retries.fetch_add(1, Relaxed);
+        }
+        let mut buf = [0u8; 16];
+        let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
+            hash_key(&pool.cfg.hash_key, session.req_header(), client_ip(session), &mut buf)
+        } else {
+            b""
+        };
+        let Some(backend) = pool.select(key, &ctx.tried) else {
+            return Err(no_backend(!ctx.tried.is_empty()));
+        };
+        backend.begin();
+        ctx.attempts += 1;
+        let cfg = &pool.cfg;
+        let mut peer = HttpPeer::new(backend.addr, false, String::new());
+        peer.options.connection_timeout = Some(cfg.connect_timeout);
+        peer.options.read_timeout = Some(cfg.read_timeout);
+        peer.options.write_timeout = Some(cfg.write_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        ctx.backend = Some(backend);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        let upgrade = session.is_upgrade_req();
+        for n in strip_hop_by_hop(&req.headers, upgrade) {
+            req.remove_header(&n);
+        }
+        for n in HOP_BY_HOP {
+            if upgrade && (n == "connection" || n == "upgrade") {
+                continue;
+            }
+            req.remove_header(n);
+        }
+        if let Some(ip) = client_ip(session) {
+            let ip = ip.to_string();
+            let xff = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+                Some(prev) if !prev.is_empty() => {
+                    let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                    v.extend_from_slice(prev);
+                    v.extend_from_slice(b", ");
+                    v.extend_from_slice(ip.as_bytes());
+                    HeaderValue::from_bytes(&v).ok()
+                }
+                _ => HeaderValue::from_str(&ip).ok(),
+            };
+            if let Some(xff) = xff {
+                req.insert_header(X_FORWARDED_FOR.clone(), xff)?;
+            }
+            req.insert_header(X_REAL_IP.clone(), ip)?;
+        }
+        let proto = if is_tls(session) { "https" } else { "http" };
+        req.insert_header(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto))?;
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.response_started = true;
+        let switching = resp.status.as_u16() == 101;
+        for n in strip_hop_by_hop(&resp.headers, switching) {
+            resp.remove_header(&n);
+        }
+        for n in ["keep-alive", "proxy-connection", "trailer"] {
+            resp.remove_header(n);
+        }
+        if !switching {
+            resp.remove_header("connection");
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        if let (Some(b), Some(pool)) = (&ctx.backend, &ctx.pool) {
+            if b.record_failure(pool.cfg.passive) {
+                warn!("upstream {}: backend {} ejected after repeated failures", pool.cfg.name, b.addr_str);
+            }
+            // The request was not sent: another backend may take it.
+            e.set_retry(ctx.attempts <= pool.cfg.retries);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let upstream_fault = *e.esource() == ErrorSource::Upstream;
+        if upstream_fault && !client_reused {
+            if let (Some(b), Some(pool)) = (&ctx.backend, &ctx.pool) {
+                if b.record_failure(pool.cfg.passive) {
+                    warn!("upstream {}: backend {} ejected after repeated failures", pool.cfg.name, b.addr_str);
+                }
+            }
+        }
+        let req = session.req_header();
+        let replayable = req.method.is_idempotent() && !has_body(req) && !ctx.response_started;
+        let reset = matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+        );
+        let budget = ctx.pool.as_ref().is_some_and(|p| ctx.attempts <= p.cfg.retries);
+        // A stale pooled connection, or a reset before any response byte, is
+        // retried on another backend when the request can be replayed safely.
+        e.set_retry(upstream_fault && replayable && budget && (client_reused || reset));
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+        let code = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(c), _) => *c,
+            (ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => 504,
+            (_, ErrorSource::Upstream) => 502,
+            (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => 0,
+            (_, ErrorSource::Downstream) => 400,
+            _ => 500,
+        };
+        if code > 0 && session.response_written().is_none() {
+            if let Err(err) = session.respond_error(code).await {
+                log::debug!("cannot send error response: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        ctx.finish_attempt();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.start.elapsed();
+        if let Some(pool) = &ctx.pool {
+            pool.latency.observe(elapsed);
+            match &ctx.backend_for_log {
+                Some(b) => b.count_status(status),
+                None => pool.no_backend.count_status(status),
+            }
+        }
+        if self.shared.access_log.enabled() {
+            let req = session.req_header();
+            self.shared.access_log.log(Entry {
+                client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+                method: req.method.as_str(),
+                uri: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+                version: req.version,
+                status,
+                bytes: session.body_bytes_sent(),
+                referer: req.headers.get(header::REFERER).map(|v| v.as_bytes()),
+                user_agent: req.headers.get(header::USER_AGENT).map(|v| v.as_bytes()),
+                upstream: ctx.backend_for_log.as_ref().map(|b| b.addr),
+                elapsed,
+            });
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Wiring: validated config → Pingora server with the proxy, admin and
+//! control services.
+
+use crate::access_log::AccessLog;
+use crate::admin::Admin;
+use crate::cli::Cli;
+use crate::config::{Config, Listener};
+use crate::control::{Control, Source};
+use crate::discovery::DnsCache;
+use crate::handoff::Handoff;
+use crate::metrics::Metrics;
+use crate::proxy::{Proxy, Shared};
+use crate::runtime::Runtime;
+use arc_swap::ArcSwap;
+use pingora_core::apps::http_app::HttpServer;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::server::configuration::Opt;
+use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+use std::sync::Arc;
+
+/// Build and run the server for `config`; returns only on a startup error.
+pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> Result<(), String> {
+    let server_conf = std::mem::take(&mut config.server);
+    let handoff = Handoff {
+        upgrade_sock: server_conf.upgrade_sock.clone(),
+        args,
+    };
+    let opt = Opt {
+        upgrade: cli.upgrade,
+        daemon: cli.daemon,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf);
+    server.bootstrap();
+
+    let metrics = Metrics::default();
+    let dns = Arc::new(DnsCache::default());
+    let access_log = AccessLog::new(&config.access_log);
+    let listeners = config.listeners.clone();
+    let admin_addr = config.admin;
+    let keepalive = config.limits.client_keepalive_timeout;
+    let runtime = Runtime::build(config, None, &dns, &metrics);
+    let shared = Arc::new(Shared {
+        runtime: ArcSwap::from_pointee(runtime),
+        metrics,
+        access_log,
+        dns,
+    });
+
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(&server.configuration, Proxy::new(shared.clone()), "bulb proxy");
+    if let Some(app) = proxy.app_logic_mut() {
+        let mut opts = HttpServerOptions::default();
+        opts.keepalive_request_limit = None;
+        app.server_options = Some(opts);
+    }
+    let _ = keepalive;
+    for l in &listeners {
+        add_listener(&mut proxy, l)?;
+    }
+    let control = background_service("bulb control", Control::new(shared.clone(), source, handoff));
+    let control_handle = server.add_service(control);
+    let proxy_handle = server.add_service(proxy);
+    proxy_handle.add_dependency(&control_handle);
+    if let Some(a) = admin_addr {
+        let mut admin = Service::new("bulb admin".to_string(), HttpServer::new_app(Admin::new(shared)));
+        admin.add_tcp(&a.to_string());
+        server.add_service(admin);
+    }
+    server.run_forever();
+}
+
+fn add_listener<A>(svc: &mut Service<A>, l: &Listener) -> Result<(), String> {
+    let addr = l.address.to_string();
+    match &l.tls {
+        None => svc.add_tcp(&addr),
+        Some((cert, key)) => {
+            let mut tls = TlsSettings::intermediate(cert, key)
+                .map_err(|e| format!("TLS listener {addr}: cannot load {cert} / {key}: {e}"))?;
+            tls.enable_h2();
+            svc.add_tls_with_settings(&addr, None, tls);
+        }
+    }
+    Ok(())
+}
