@@ -53,6 +53,8 @@ pub struct Ctx {
     tried: Tried,
     attempts: u32,
     response_started: bool,
+    /// The last failure was a stale pooled connection: retry the same backend.
+    retry_same: bool,
 }
 
 const HOP_BY_HOP: [&str; 7] = [
@@ -155,6 +157,16 @@ fn no_backend(tried_any: bool) -> Box<Error> {
     }
 }
 
+fn peer_for(b: &BackendState, pool: &Pool) -> HttpPeer {
+    let cfg = &pool.cfg;
+    let mut peer = HttpPeer::new(b.addr, false, String::new());
+    peer.options.connection_timeout = Some(cfg.connect_timeout);
+    peer.options.read_timeout = Some(cfg.read_timeout);
+    peer.options.write_timeout = Some(cfg.write_timeout);
+    peer.options.idle_timeout = Some(Duration::from_secs(60));
+    peer
+}
+
 impl Ctx {
     fn finish_attempt(&mut self) {
         if let Some(b) = self.backend.take() {
@@ -178,6 +190,7 @@ impl ProxyHttp for Proxy {
             tried: Tried::default(),
             attempts: 0,
             response_started: false,
+            retry_same: false,
         }
     }
 
@@ -202,6 +215,12 @@ impl ProxyHttp for Proxy {
         let Some(pool) = ctx.pool.clone() else {
             return Err(Error::explain(ErrorType::HTTPStatus(404), "no route"));
         };
+        if std::mem::take(&mut ctx.retry_same) {
+            // A pooled connection had gone stale: same backend, new connection.
+            if let Some(b) = &ctx.backend {
+                return Ok(Box::new(peer_for(b, &pool)));
+            }
+        }
         if ctx.backend.is_some() {
             ctx.finish_attempt();
             self.shared.metrics.retries.fetch_add(1, Relaxed);
@@ -217,12 +236,7 @@ impl ProxyHttp for Proxy {
         };
         backend.begin();
         ctx.attempts += 1;
-        let cfg = &pool.cfg;
-        let mut peer = HttpPeer::new(backend.addr, false, String::new());
-        peer.options.connection_timeout = Some(cfg.connect_timeout);
-        peer.options.read_timeout = Some(cfg.read_timeout);
-        peer.options.write_timeout = Some(cfg.write_timeout);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        let peer = peer_for(&backend, &pool);
         ctx.backend = Some(backend);
         Ok(Box::new(peer))
     }
@@ -320,9 +334,12 @@ impl ProxyHttp for Proxy {
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
         );
         let budget = ctx.pool.as_ref().is_some_and(|p| ctx.attempts <= p.cfg.retries);
-        // A stale pooled connection, or a reset before any response byte, is
-        // retried on another backend when the request can be replayed safely.
-        e.set_retry(upstream_fault && replayable && budget && (client_reused || reset));
+        // A stale pooled connection is retried on the same backend; a reset
+        // before any response byte on another backend, within `retries`.
+        // Either only when the request can be replayed safely.
+        let stale = upstream_fault && replayable && client_reused;
+        ctx.retry_same = stale;
+        e.set_retry(stale || (upstream_fault && replayable && budget && reset));
         e
     }
 
