@@ -4,12 +4,12 @@
 //! and counted.
 
 use crate::config::AccessLog as Target;
+use arc_swap::ArcSwapOption;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use arc_swap::ArcSwapOption;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -116,7 +116,11 @@ impl AccessLog {
 
 fn open(t: &Target) -> Box<dyn Write + Send> {
     match t {
-        Target::File(p) => match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+        Target::File(p) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
             Ok(f) => Box::new(f),
             Err(e) => {
                 log::error!("cannot open access log {p}: {e}; logging to stderr");
@@ -200,7 +204,9 @@ pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
 
 /// `21/Nov/2026:10:51:08 +0000` (UTC).
 fn clf_time(s: &mut String, now: SystemTime) {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Civil-from-days (Howard Hinnant).

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
-use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 use prometheus::{Encoder, TextEncoder};
 use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
@@ -57,7 +59,12 @@ impl Admin {
 
     /// The `/metrics` text.
     pub fn metrics(&self) -> Vec<u8> {
-        let families = self.families();
+        // The text format rejects a family without samples: leave those out.
+        let families: Vec<MetricFamily> = self
+            .families()
+            .into_iter()
+            .filter(|f| !f.get_metric().is_empty())
+            .collect();
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             log::error!("cannot encode metrics: {e}");
@@ -77,15 +84,35 @@ impl Admin {
         for p in &rt.pools {
             let up = p.cfg.name.as_str();
             for (status, n) in p.no_backend.status_counts() {
-                requests.push(counter(&[("upstream", up), ("backend", ""), ("status", &status.to_string())], n));
+                requests.push(counter(
+                    &[
+                        ("upstream", up),
+                        ("backend", ""),
+                        ("status", &status.to_string()),
+                    ],
+                    n,
+                ));
             }
             for b in &p.members().all {
                 let be = b.addr_str.as_str();
                 for (status, n) in b.status_counts() {
-                    requests.push(counter(&[("upstream", up), ("backend", be), ("status", &status.to_string())], n));
+                    requests.push(counter(
+                        &[
+                            ("upstream", up),
+                            ("backend", be),
+                            ("status", &status.to_string()),
+                        ],
+                        n,
+                    ));
                 }
-                healthy.push(gauge(&[("upstream", up), ("backend", be)], f64::from(u8::from(b.usable(now)))));
-                in_flight.push(gauge(&[("upstream", up), ("backend", be)], b.in_flight() as f64));
+                healthy.push(gauge(
+                    &[("upstream", up), ("backend", be)],
+                    f64::from(u8::from(b.usable(now))),
+                ));
+                in_flight.push(gauge(
+                    &[("upstream", up), ("backend", be)],
+                    b.in_flight() as f64,
+                ));
                 failures.push(counter(&[("upstream", up), ("backend", be)], b.failures()));
             }
             let (cum, count, sum) = p.latency.snapshot();
@@ -111,14 +138,42 @@ impl Admin {
         }
         let unrouted = m.unrouted.load(Relaxed);
         if unrouted > 0 {
-            requests.push(counter(&[("upstream", ""), ("backend", ""), ("status", "404")], unrouted));
+            requests.push(counter(
+                &[("upstream", ""), ("backend", ""), ("status", "404")],
+                unrouted,
+            ));
         }
         vec![
-            family("bulb_requests_total", "Requests answered, by upstream, backend and status.", MetricType::COUNTER, requests),
-            family("bulb_request_duration_seconds", "Time from request start to the end of the response.", MetricType::HISTOGRAM, duration),
-            family("bulb_backend_healthy", "1 when the backend is usable (active and passive checks).", MetricType::GAUGE, healthy),
-            family("bulb_backend_in_flight", "Requests in progress on the backend.", MetricType::GAUGE, in_flight),
-            family("bulb_backend_failures_total", "Connect errors, timeouts and resets seen on the backend.", MetricType::COUNTER, failures),
+            family(
+                "bulb_requests_total",
+                "Requests answered, by upstream, backend and status.",
+                MetricType::COUNTER,
+                requests,
+            ),
+            family(
+                "bulb_request_duration_seconds",
+                "Time from request start to the end of the response.",
+                MetricType::HISTOGRAM,
+                duration,
+            ),
+            family(
+                "bulb_backend_healthy",
+                "1 when the backend is usable (active and passive checks).",
+                MetricType::GAUGE,
+                healthy,
+            ),
+            family(
+                "bulb_backend_in_flight",
+                "Requests in progress on the backend.",
+                MetricType::GAUGE,
+                in_flight,
+            ),
+            family(
+                "bulb_backend_failures_total",
+                "Connect errors, timeouts and resets seen on the backend.",
+                MetricType::COUNTER,
+                failures,
+            ),
             family(
                 "bulb_config_reloads_total",
                 "Configuration reloads, by result.",
@@ -128,14 +183,24 @@ impl Admin {
                     counter(&[("result", "error")], m.reloads_err.load(Relaxed)),
                 ],
             ),
-            family("bulb_retries_total", "Requests retried on another backend.", MetricType::COUNTER, vec![counter(&[], m.retries.load(Relaxed))]),
+            family(
+                "bulb_retries_total",
+                "Requests retried on another backend.",
+                MetricType::COUNTER,
+                vec![counter(&[], m.retries.load(Relaxed))],
+            ),
             family(
                 "bulb_access_log_dropped_total",
                 "Access-log lines dropped because the writer fell behind.",
                 MetricType::COUNTER,
                 vec![counter(&[], self.shared.access_log.dropped())],
             ),
-            family("bulb_config_generation", "Generation of the running configuration.", MetricType::GAUGE, vec![gauge(&[], rt.generation as f64)]),
+            family(
+                "bulb_config_generation",
+                "Generation of the running configuration.",
+                MetricType::GAUGE,
+                vec![gauge(&[], rt.generation as f64)],
+            ),
         ]
     }
 }
@@ -185,7 +250,8 @@ fn reply(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response<Vec<u8>> {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
     let len = r.body().len();
-    r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+    r.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, len.into());
     r
 }
 
@@ -194,7 +260,11 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
-            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"method not allowed\n".to_vec());
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"method not allowed\n".to_vec(),
+            );
         }
         match req.uri.path() {
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok".to_vec()),

@@ -13,6 +13,7 @@ use pingora_core::services::background::BackgroundService;
 use pingora_core::services::ServiceReadyNotifier;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where the configuration comes from, so a reload can read it again.
 #[derive(Clone, Debug)]
@@ -43,15 +44,54 @@ pub struct Control {
     shared: Arc<Shared>,
     source: Source,
     handoff: crate::handoff::Handoff,
+    drain_limit: Duration,
+}
+
+/// After the listeners closed (SIGTERM, or SIGQUIT once the sockets were
+/// handed over): exit as soon as no request is in flight, or after `limit`.
+/// Pingora alone would wait a fixed grace period and then drop whatever is
+/// still running; this makes an idle bulb exit at once and a busy one wait
+/// for its requests.
+fn drain_then_exit(active: &std::sync::atomic::AtomicI64, limit: Duration) {
+    let start = std::time::Instant::now();
+    let mut idle_checks = 0;
+    while start.elapsed() < limit {
+        // A connection accepted just before the close may not have sent its
+        // request yet: require a few idle checks in a row.
+        if active.load(Relaxed) <= 0 {
+            idle_checks += 1;
+            if idle_checks >= 4 {
+                break;
+            }
+        } else {
+            idle_checks = 0;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = active.load(Relaxed);
+    if left > 0 {
+        warn!("graceful shutdown timeout: {left} request(s) still in flight are cut off");
+    } else {
+        info!("no request in flight, exiting");
+    }
+    // Give the access-log writer a moment to flush its last lines.
+    std::thread::sleep(Duration::from_millis(50));
+    std::process::exit(0);
 }
 
 impl Control {
     /// Control over `shared`, reloading from `source`.
-    pub fn new(shared: Arc<Shared>, source: Source, handoff: crate::handoff::Handoff) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        source: Source,
+        handoff: crate::handoff::Handoff,
+        drain_limit: Duration,
+    ) -> Self {
         Control {
             shared,
             source,
             handoff,
+            drain_limit,
         }
     }
 
@@ -60,7 +100,8 @@ impl Control {
     async fn warm_up(&self, rt: &Runtime) {
         let jobs = rt.pools.iter().map(|p| async move {
             if p.has_hostnames() {
-                let d = DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone());
+                let d =
+                    DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone());
                 discovery::refresh(p, &d).await;
             }
             if let Some(h) = &p.cfg.health_check {
@@ -74,7 +115,8 @@ impl Control {
     fn spawn_tasks(&self, rt: &Runtime) {
         for p in &rt.pools {
             if p.has_hostnames() {
-                let d = DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone());
+                let d =
+                    DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone());
                 tokio::spawn(discovery::run(p.clone(), d));
             }
             if let Some(h) = &p.cfg.health_check {
@@ -93,7 +135,10 @@ impl Control {
                 for e in &errors {
                     error!("reload rejected: {e}");
                 }
-                error!("reload rejected: {} problem(s); the running configuration stays", errors.len());
+                error!(
+                    "reload rejected: {} problem(s); the running configuration stays",
+                    errors.len()
+                );
                 self.shared.metrics.reloads_err.fetch_add(1, Relaxed);
                 return;
             }
@@ -110,7 +155,12 @@ impl Control {
                 }
             }
         }
-        let new = Arc::new(Runtime::build(cfg, Some(&old), &self.shared.dns, &self.shared.metrics));
+        let new = Arc::new(Runtime::build(
+            cfg,
+            Some(&old),
+            &self.shared.dns,
+            &self.shared.metrics,
+        ));
         self.warm_up(&new).await;
         if new.config.access_log != old.config.access_log {
             self.shared.access_log.retarget(&new.config.access_log);
@@ -127,7 +177,11 @@ impl Control {
 
 #[async_trait]
 impl BackgroundService for Control {
-    async fn start_with_ready_notifier(&self, mut shutdown: ShutdownWatch, ready: ServiceReadyNotifier) {
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hup = match signal(SignalKind::hangup()) {
             Ok(s) => Some(s),
@@ -144,6 +198,9 @@ impl BackgroundService for Control {
             tokio::select! {
                 _ = shutdown.changed() => {
                     self.shared.runtime.load().retire();
+                    let active = self.shared.metrics.active.clone();
+                    let limit = self.drain_limit;
+                    std::thread::spawn(move || drain_then_exit(&active, limit));
                     return;
                 }
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {

@@ -34,7 +34,9 @@ impl DnsCache {
         for s in specs {
             let addrs: &[SocketAddr] = match &s.ip {
                 Some(a) => std::slice::from_ref(a),
-                None => names.get(&(s.host.clone(), s.port)).map_or(&[], |v| v.as_slice()),
+                None => names
+                    .get(&(s.host.clone(), s.port))
+                    .map_or(&[], |v| v.as_slice()),
             };
             out.extend(addrs.iter().map(|&addr| Target {
                 addr,
@@ -128,7 +130,10 @@ pub async fn run(pool: Arc<Pool>, discovery: DnsDiscovery) {
 pub async fn refresh(pool: &Pool, discovery: &DnsDiscovery) {
     match discovery.discover().await {
         Ok((set, _)) => {
-            let targets: Vec<Target> = set.iter().filter_map(|b| b.ext.get::<Target>().copied()).collect();
+            let targets: Vec<Target> = set
+                .iter()
+                .filter_map(|b| b.ext.get::<Target>().copied())
+                .collect();
             pool.update(&targets);
         }
         Err(e) => warn!("upstream {}: discovery failed: {e}", pool.cfg.name),

@@ -20,7 +20,8 @@ pub struct Handoff {
 impl Handoff {
     /// Start the successor and hand the sockets over to it.
     pub async fn hand_over(&self) -> Result<(), String> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
         let sock = Path::new(&self.upgrade_sock);
         // A stale socket file would make us signal too early.
         let _ = std::fs::remove_file(sock);
@@ -35,11 +36,17 @@ impl Handoff {
             .args(&args)
             .spawn()
             .map_err(|e| format!("cannot start successor {}: {e}", exe.display()))?;
-        info!("successor bulb started (pid {}), waiting for it on {}", child.id(), self.upgrade_sock);
+        info!(
+            "successor bulb started (pid {}), waiting for it on {}",
+            child.id(),
+            self.upgrade_sock
+        );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !sock.exists() {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("successor exited before taking the sockets: {status}"));
+                return Err(format!(
+                    "successor exited before taking the sockets: {status}"
+                ));
             }
             if tokio::time::Instant::now() > deadline {
                 let _ = child.kill();
@@ -53,7 +60,10 @@ impl Handoff {
         // SAFETY: kill(2) on our own pid with a valid signal number.
         let rc = unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
         if rc != 0 {
-            return Err(format!("cannot signal self: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "cannot signal self: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         Ok(())
     }

@@ -51,13 +51,19 @@ impl Prober {
                     if expect.contains(&code) {
                         Ok(())
                     } else {
-                        Error::e_explain(ErrorType::CustomCode("unexpected status", code), "health check")
+                        Error::e_explain(
+                            ErrorType::CustomCode("unexpected status", code),
+                            "health check",
+                        )
                     }
                 }));
                 Box::new(c)
             }
         };
-        Prober { cfg: cfg.clone(), check }
+        Prober {
+            cfg: cfg.clone(),
+            check,
+        }
     }
 
     /// Probe one backend, bounded by the configured timeout.
@@ -87,10 +93,16 @@ impl Prober {
             .filter(|s| !only_new || !s.probed())
             .map(|s| async move {
                 let r = self.probe(s).await;
-                let flip = s.record_probe(r.is_ok(), self.cfg.healthy_after, self.cfg.unhealthy_after);
+                let flip =
+                    s.record_probe(r.is_ok(), self.cfg.healthy_after, self.cfg.unhealthy_after);
                 match (flip, r) {
-                    (Some(true), _) => info!("upstream {}: backend {} is up", pool.cfg.name, s.addr_str),
-                    (Some(false), Err(e)) => warn!("upstream {}: backend {} is down: {e}", pool.cfg.name, s.addr_str),
+                    (Some(true), _) => {
+                        info!("upstream {}: backend {} is up", pool.cfg.name, s.addr_str)
+                    }
+                    (Some(false), Err(e)) => warn!(
+                        "upstream {}: backend {} is down: {e}",
+                        pool.cfg.name, s.addr_str
+                    ),
                     _ => {}
                 }
             });

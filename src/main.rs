@@ -47,7 +47,10 @@ fn main() {
             for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("bulb: configuration {name} is invalid ({} problem(s))", errors.len());
+            eprintln!(
+                "bulb: configuration {name} is invalid ({} problem(s))",
+                errors.len()
+            );
             exit(1);
         }
     };

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds of the duration histogram buckets, in seconds.
-pub const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// A lock-free request-duration histogram.
 #[derive(Default)]
@@ -40,7 +42,11 @@ impl Histogram {
                 acc
             })
             .collect();
-        (cum, self.count.load(Relaxed), self.sum_micros.load(Relaxed) as f64 / 1e6)
+        (
+            cum,
+            self.count.load(Relaxed),
+            self.sum_micros.load(Relaxed) as f64 / 1e6,
+        )
     }
 }
 
@@ -55,8 +61,8 @@ pub struct Metrics {
     pub unrouted: AtomicU64,
     /// Retries made (a further backend tried for a request).
     pub retries: AtomicU64,
-    /// Access-log lines dropped because the writer fell behind.
-    pub log_dropped: AtomicU64,
+    /// Requests being handled right now (all upstreams).
+    pub active: std::sync::Arc<std::sync::atomic::AtomicI64>,
     histograms: Mutex<HashMap<String, Arc<Histogram>>>,
 }
 

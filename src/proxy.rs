@@ -15,7 +15,7 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,8 +43,19 @@ impl Proxy {
     }
 }
 
+/// Counts a request as active for as long as it lives, even when its task
+/// is cancelled.
+struct ActiveGuard(Arc<AtomicI64>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Per-request state.
 pub struct Ctx {
+    _active: ActiveGuard,
     start: Instant,
     pool: Option<Arc<Pool>>,
     backend: Option<Arc<BackendState>>,
@@ -72,7 +83,10 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 fn client_ip(session: &Session) -> Option<IpAddr> {
-    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 fn is_tls(session: &Session) -> bool {
@@ -125,10 +139,19 @@ fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
 
 /// The consistent-hash key for this request, written into `buf` when it is
 /// the client IP. A missing header or cookie falls back to the client IP.
-fn hash_key<'a>(key: &HashKey, req: &'a RequestHeader, ip: Option<IpAddr>, buf: &'a mut [u8; 16]) -> &'a [u8] {
+fn hash_key<'a>(
+    key: &HashKey,
+    req: &'a RequestHeader,
+    ip: Option<IpAddr>,
+    buf: &'a mut [u8; 16],
+) -> &'a [u8] {
     let found: Option<&[u8]> = match key {
         HashKey::ClientIp => None,
-        HashKey::Uri => Some(req.uri.path_and_query().map_or(b"/", |pq| pq.as_str().as_bytes())),
+        HashKey::Uri => Some(
+            req.uri
+                .path_and_query()
+                .map_or(b"/", |pq| pq.as_str().as_bytes()),
+        ),
         HashKey::Path => Some(req.uri.path().as_bytes()),
         HashKey::Header(n) => req.headers.get(n.as_str()).map(|v| v.as_bytes()),
         HashKey::Cookie(n) => cookie_value(req, n),
@@ -182,7 +205,10 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
+        let active = self.shared.metrics.active.clone();
+        active.fetch_add(1, Relaxed);
         Ctx {
+            _active: ActiveGuard(active),
             start: Instant::now(),
             pool: None,
             backend: None,
@@ -197,7 +223,9 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = self.shared.runtime.load();
         let req = session.req_header();
-        let pool = rt.route(request_host(req), req.uri.path().as_bytes()).cloned();
+        let pool = rt
+            .route(request_host(req), req.uri.path().as_bytes())
+            .cloned();
         match pool {
             Some(p) => {
                 ctx.pool = Some(p);
@@ -227,7 +255,12 @@ impl ProxyHttp for Proxy {
         }
         let mut buf = [0u8; 16];
         let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
-            hash_key(&pool.cfg.hash_key, session.req_header(), client_ip(session), &mut buf)
+            hash_key(
+                &pool.cfg.hash_key,
+                session.req_header(),
+                client_ip(session),
+                &mut buf,
+            )
         } else {
             b""
         };
@@ -299,10 +332,19 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         if let (Some(b), Some(pool)) = (&ctx.backend, &ctx.pool) {
             if b.record_failure(pool.cfg.passive) {
-                warn!("upstream {}: backend {} ejected after repeated failures", pool.cfg.name, b.addr_str);
+                warn!(
+                    "upstream {}: backend {} ejected after repeated failures",
+                    pool.cfg.name, b.addr_str
+                );
             }
             // The request was not sent: another backend may take it.
             e.set_retry(ctx.attempts <= pool.cfg.retries);
@@ -323,7 +365,10 @@ impl ProxyHttp for Proxy {
         if upstream_fault && !client_reused {
             if let (Some(b), Some(pool)) = (&ctx.backend, &ctx.pool) {
                 if b.record_failure(pool.cfg.passive) {
-                    warn!("upstream {}: backend {} ejected after repeated failures", pool.cfg.name, b.addr_str);
+                    warn!(
+                        "upstream {}: backend {} ejected after repeated failures",
+                        pool.cfg.name, b.addr_str
+                    );
                 }
             }
         }
@@ -333,7 +378,10 @@ impl ProxyHttp for Proxy {
             e.etype(),
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
         );
-        let budget = ctx.pool.as_ref().is_some_and(|p| ctx.attempts <= p.cfg.retries);
+        let budget = ctx
+            .pool
+            .as_ref()
+            .is_some_and(|p| ctx.attempts <= p.cfg.retries);
         // A stale pooled connection is retried on the same backend; a reset
         // before any response byte on another backend, within `retries`.
         // Either only when the request can be replayed safely.
@@ -348,7 +396,10 @@ impl ProxyHttp for Proxy {
             (ErrorType::HTTPStatus(c), _) => *c,
             (ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => 504,
             (_, ErrorSource::Upstream) => 502,
-            (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => 0,
+            (
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => 0,
             (_, ErrorSource::Downstream) => 400,
             _ => 500,
         };

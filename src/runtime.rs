@@ -22,7 +22,12 @@ pub struct Runtime {
 impl Runtime {
     /// Build the runtime for `config`. Pools with the same name as one in
     /// `previous` take over its backends' state (health, counters).
-    pub fn build(config: Config, previous: Option<&Runtime>, dns: &DnsCache, metrics: &Metrics) -> Runtime {
+    pub fn build(
+        config: Config,
+        previous: Option<&Runtime>,
+        dns: &DnsCache,
+        metrics: &Metrics,
+    ) -> Runtime {
         let old: HashMap<&str, &Arc<Pool>> = previous
             .map(|r| r.pools.iter().map(|p| (p.cfg.name.as_str(), p)).collect())
             .unwrap_or_default();
@@ -68,7 +73,10 @@ fn route_matches(r: &Route, host: &[u8], path: &[u8]) -> bool {
             host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
         }
     };
-    host_ok && r.path_prefix.as_ref().is_none_or(|p| path.starts_with(p.as_bytes()))
+    host_ok
+        && r.path_prefix
+            .as_ref()
+            .is_none_or(|p| path.starts_with(p.as_bytes()))
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`; a trailing dot
@@ -105,7 +113,10 @@ mod tests {
             \x20 - {host: '*.example.com', upstream: b}\n  - {path_prefix: /static, upstream: c}\n\
             upstreams:\n  a: {backends: [{address: 127.0.0.1:1}]}\n\
             \x20 b: {backends: [{address: 127.0.0.1:2}]}\n  c: {backends: [{address: 127.0.0.1:3}]}\n");
-        let name = |h: &str, p: &str| r.route(h.as_bytes(), p.as_bytes()).map(|p| p.cfg.name.clone());
+        let name = |h: &str, p: &str| {
+            r.route(h.as_bytes(), p.as_bytes())
+                .map(|p| p.cfg.name.clone())
+        };
         assert_eq!(name("API.example.com:8080", "/v1/x").as_deref(), Some("a"));
         assert_eq!(name("api.example.com", "/v2").as_deref(), Some("b"));
         assert_eq!(name("www.example.com", "/").as_deref(), Some("b"));

@@ -20,10 +20,17 @@ use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Build and run the server for `config`; returns only on a startup error.
 pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> Result<(), String> {
-    let server_conf = std::mem::take(&mut config.server);
+    let mut server_conf = std::mem::take(&mut config.server);
+    // bulb drains itself (see control::drain_then_exit): in-flight requests
+    // get up to graceful_shutdown_timeout_seconds, an idle process exits at
+    // once. Pingora must not drop the runtimes before that.
+    let drain = server_conf.graceful_shutdown_timeout_seconds.unwrap_or(5);
+    let grace = server_conf.grace_period_seconds.unwrap_or(1).max(drain);
+    server_conf.grace_period_seconds = Some(grace);
     let handoff = Handoff {
         upgrade_sock: server_conf.upgrade_sock.clone(),
         args,
@@ -52,7 +59,11 @@ pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> 
         dns,
     });
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(&server.configuration, Proxy::new(shared.clone()), "bulb proxy");
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy::new(shared.clone()),
+        "bulb proxy",
+    );
     if let Some(app) = proxy.app_logic_mut() {
         let mut opts = HttpServerOptions::default();
         opts.keepalive_request_limit = None;
@@ -62,12 +73,18 @@ pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> 
     for l in &listeners {
         add_listener(&mut proxy, l)?;
     }
-    let control = background_service("bulb control", Control::new(shared.clone(), source, handoff));
+    let control = background_service(
+        "bulb control",
+        Control::new(shared.clone(), source, handoff, Duration::from_secs(drain)),
+    );
     let control_handle = server.add_service(control);
     let proxy_handle = server.add_service(proxy);
     proxy_handle.add_dependency(&control_handle);
     if let Some(a) = admin_addr {
-        let mut admin = Service::new("bulb admin".to_string(), HttpServer::new_app(Admin::new(shared)));
+        let mut admin = Service::new(
+            "bulb admin".to_string(),
+            HttpServer::new_app(Admin::new(shared)),
+        );
         admin.add_tcp(&a.to_string());
         server.add_service(admin);
     }

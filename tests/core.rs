@@ -15,13 +15,19 @@ fn one_upstream(extra: &str, bs: &[&Backend]) -> String {
 
 #[test]
 fn round_robin_gives_equal_shares() {
-    let bs: Vec<Backend> = (1..=3).map(|i| Backend::start(&format!("b{i}"), Mode::Ok)).collect();
+    let bs: Vec<Backend> = (1..=3)
+        .map(|i| Backend::start(&format!("b{i}"), Mode::Ok))
+        .collect();
     let refs: Vec<&Backend> = bs.iter().collect();
     let bulb = Bulb::start(&one_upstream("    algorithm: round_robin\n", &refs));
     let m = tally(bulb.addr, "/", 300);
     for b in &bs {
         let n = m.get(b.name()).copied().unwrap_or(0);
-        assert!((99..=101).contains(&n), "{} got {n} of 300: {m:?}", b.name());
+        assert!(
+            (99..=101).contains(&n),
+            "{} got {n} of 300: {m:?}",
+            b.name()
+        );
     }
 }
 
@@ -36,8 +42,14 @@ fn weights_one_to_three() {
     );
     let bulb = Bulb::start(&yaml);
     let m = tally(bulb.addr, "/", 400);
-    let (na, nb) = (m.get("a").copied().unwrap_or(0), m.get("b").copied().unwrap_or(0));
-    assert!((95..=105).contains(&na) && (285..=315).contains(&nb), "a={na} b={nb}");
+    let (na, nb) = (
+        m.get("a").copied().unwrap_or(0),
+        m.get("b").copied().unwrap_or(0),
+    );
+    assert!(
+        (95..=105).contains(&na) && (285..=315).contains(&nb),
+        "a={na} b={nb}"
+    );
 }
 
 fn hash_map_of(bulb: &Bulb, keys: usize) -> HashMap<String, String> {
@@ -53,7 +65,9 @@ fn hash_map_of(bulb: &Bulb, keys: usize) -> HashMap<String, String> {
 
 #[test]
 fn consistent_hash_is_stable_minimal_and_shared() {
-    let bs: Vec<Backend> = (1..=3).map(|i| Backend::start(&format!("h{i}"), Mode::Ok)).collect();
+    let bs: Vec<Backend> = (1..=3)
+        .map(|i| Backend::start(&format!("h{i}"), Mode::Ok))
+        .collect();
     let refs: Vec<&Backend> = bs.iter().collect();
     let alg = "    algorithm: consistent_hash\n    hash_key: header:X-User\n";
     let one = Bulb::start(&one_upstream(alg, &refs));
@@ -79,13 +93,22 @@ fn consistent_hash_is_stable_minimal_and_shared() {
 fn least_connections_avoids_the_slow_backend() {
     let fast = Backend::start("fast", Mode::Ok);
     let slow = Backend::start("slow", Mode::Slow(Duration::from_millis(300)));
-    let bulb = Bulb::start(&one_upstream("    algorithm: least_connections\n", &[&fast, &slow]));
+    let bulb = Bulb::start(&one_upstream(
+        "    algorithm: least_connections\n",
+        &[&fast, &slow],
+    ));
     let load = Load::start(bulb.addr, 6, Duration::from_secs(3));
     std::thread::sleep(Duration::from_secs(3));
     let st = load.finish();
     assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
-    let (f, s) = (st.by_body.get("fast").copied().unwrap_or(0), st.by_body.get("slow").copied().unwrap_or(0));
-    assert!(s * 5 < f, "slow={s} fast={f}: least_connections should favour the fast backend");
+    let (f, s) = (
+        st.by_body.get("fast").copied().unwrap_or(0),
+        st.by_body.get("slow").copied().unwrap_or(0),
+    );
+    assert!(
+        s * 5 < f,
+        "slow={s} fast={f}: least_connections should favour the fast backend"
+    );
 }
 
 #[test]
@@ -99,14 +122,26 @@ fn tcp_health_check_ejects_and_readmits() {
     let t = Instant::now();
     // interval × unhealthy_after = 400 ms; allow generous margin.
     let took = wait_for(Duration::from_secs(3), || {
-        bulb.admin_get("/status").body.contains("\"healthy\": false")
+        bulb.admin_get("/status")
+            .body
+            .contains("\"healthy\": false")
     });
-    assert!(took.is_some(), "backend not marked down: {}", bulb.admin_get("/status").body);
-    assert!(t.elapsed() < Duration::from_millis(1500), "took {:?}", t.elapsed());
+    assert!(
+        took.is_some(),
+        "backend not marked down: {}",
+        bulb.admin_get("/status").body
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        t.elapsed()
+    );
     let m = tally(bulb.addr, "/", 20);
     assert_eq!(m.get("a"), Some(&20), "{m:?}");
     b.restart();
-    let back = wait_for(Duration::from_secs(3), || tally(bulb.addr, "/", 4).contains_key("b"));
+    let back = wait_for(Duration::from_secs(3), || {
+        tally(bulb.addr, "/", 4).contains_key("b")
+    });
     assert!(back.is_some(), "backend did not get traffic again");
 }
 
@@ -118,11 +153,17 @@ fn http_health_check_fails_on_status() {
     let bulb = Bulb::start(&one_upstream(hc, &[&a, &b]));
     assert_eq!(tally(bulb.addr, "/", 10).len(), 2);
     b.set_health_status(Some(500));
-    assert!(wait_for(Duration::from_secs(3), || !tally(bulb.addr, "/", 6).contains_key("b")).is_some());
+    assert!(
+        wait_for(Duration::from_secs(3), || !tally(bulb.addr, "/", 6)
+            .contains_key("b"))
+        .is_some()
+    );
     let m = tally(bulb.addr, "/", 30);
     assert_eq!(m.get("a"), Some(&30), "{m:?}");
     b.set_health_status(None);
-    assert!(wait_for(Duration::from_secs(3), || tally(bulb.addr, "/", 6).contains_key("b")).is_some());
+    assert!(wait_for(Duration::from_secs(3), || tally(bulb.addr, "/", 6)
+        .contains_key("b"))
+    .is_some());
 }
 
 #[test]
@@ -157,11 +198,19 @@ fn routes_by_host_and_path_404_and_503() {
     assert_eq!(h("api.example.com", "/v2").body, "web");
     assert_eq!(h("www.example.com", "/").body, "web");
     assert_eq!(h("other.org", "/").status, 404);
-    assert_eq!(h("example.com", "/").status, 404, "*.example.com does not match the bare domain");
+    assert_eq!(
+        h("example.com", "/").status,
+        404,
+        "*.example.com does not match the bare domain"
+    );
     let t = Instant::now();
     let r = h("x.org", "/down/a");
     assert_eq!(r.status, 503);
-    assert!(t.elapsed() < Duration::from_millis(500), "503 took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "503 took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -189,7 +238,11 @@ fn headers_seen_by_the_backend() {
     assert_eq!(seen.header("x-forwarded-for"), Some("10.9.8.7, 127.0.0.1"));
     assert_eq!(seen.header("x-real-ip"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(seen.header("x-secret"), None, "header named in Connection is hop-by-hop");
+    assert_eq!(
+        seen.header("x-secret"),
+        None,
+        "header named in Connection is hop-by-hop"
+    );
     assert_eq!(seen.header("keep-alive"), None);
     assert_eq!(seen.header("x-other"), Some("kept"));
 }
@@ -202,7 +255,11 @@ fn hostname_backend_resolves() {
         a.addr.port()
     );
     let bulb = Bulb::start(&yaml);
-    assert!(wait_for(Duration::from_secs(5), || bulb.get("/").map(|r| r.status == 200).unwrap_or(false)).is_some());
+    assert!(wait_for(Duration::from_secs(5), || bulb
+        .get("/")
+        .map(|r| r.status == 200)
+        .unwrap_or(false))
+    .is_some());
     assert_eq!(bulb.get("/").unwrap().body, "local");
 }
 
@@ -223,14 +280,22 @@ fn connect_failure_is_502_and_hang_is_504() {
     let t = Instant::now();
     assert_eq!(bulb.get("/hang").unwrap().status, 504);
     let e = t.elapsed();
-    assert!(e >= Duration::from_millis(450) && e < Duration::from_millis(2500), "504 after {e:?}");
+    assert!(
+        e >= Duration::from_millis(450) && e < Duration::from_millis(2500),
+        "504 after {e:?}"
+    );
 }
 
 fn check(yaml: &str) -> (bool, String, String) {
     let dir = tempdir();
     let f = dir.join("t.yaml");
     std::fs::write(&f, yaml).unwrap();
-    let out = std::process::Command::new(bulb_bin()).arg("-t").arg("-c").arg(&f).output().unwrap();
+    let out = std::process::Command::new(bulb_bin())
+        .arg("-t")
+        .arg("-c")
+        .arg(&f)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).replace(&f.display().to_string(), "F"),
@@ -248,17 +313,26 @@ fn config_test_flag_reports_places() {
     // unknown key inside a bulb section
     let (s, _, err) = check("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  web:\n    backends: [{address: 127.0.0.1:2}]\n    algoritm: random\n");
     assert!(!s);
-    assert!(err.contains("F:5:5: ") && err.contains("unknown field `algoritm`"), "{err}");
+    assert!(
+        err.contains("F:5:5: ") && err.contains("unknown field `algoritm`"),
+        "{err}"
+    );
 
     // unknown top-level key
     let (s, _, err) = check(&format!("{ok}listners: []\n"));
     assert!(!s);
-    assert!(err.contains("F:5:1: unknown top-level key `listners`"), "{err}");
+    assert!(
+        err.contains("F:5:1: unknown top-level key `listners`"),
+        "{err}"
+    );
 
     // wrong type
     let (s, _, err) = check("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  web:\n    retries: lots\n    backends: [{address: 127.0.0.1:2}]\n");
     assert!(!s);
-    assert!(err.contains("F:4:14: ") && err.contains("invalid type"), "{err}");
+    assert!(
+        err.contains("F:4:14: ") && err.contains("invalid type"),
+        "{err}"
+    );
 
     // weight 0 and a route to a missing upstream: both reported
     let (s, _, err) = check(
@@ -275,5 +349,8 @@ fn config_test_flag_reports_places() {
     assert!(!s);
     assert!(err.contains("F:4:15: invalid hash_key `body`"), "{err}");
     assert!(err.contains("F:5:19: invalid duration"), "{err}");
-    assert!(err.contains("at least one entry under `listeners`"), "{err}");
+    assert!(
+        err.contains("at least one entry under `listeners`"),
+        "{err}"
+    );
 }

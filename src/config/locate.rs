@@ -44,12 +44,18 @@ impl Locator {
 
     /// Where the key that ends `path` stands, else where its value stands.
     pub fn key(&self, path: &str) -> Option<Pos> {
-        self.keys.get(path).or_else(|| self.values.get(path)).copied()
+        self.keys
+            .get(path)
+            .or_else(|| self.values.get(path))
+            .copied()
     }
 
     /// Where the value at `path` stands, else where its key stands.
     pub fn value(&self, path: &str) -> Option<Pos> {
-        self.values.get(path).or_else(|| self.keys.get(path)).copied()
+        self.values
+            .get(path)
+            .or_else(|| self.keys.get(path))
+            .copied()
     }
 
     /// The keys of the top-level mapping, in file order.

@@ -219,7 +219,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("invalid duration `{s}`: unit must be ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration `{s}`: unit must be ms, s, m or h"
+            ))
+        }
     };
     Ok(d)
 }

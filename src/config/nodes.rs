@@ -6,7 +6,11 @@ use super::validate::{parse, split_host_port, ConfigError};
 use super::Config;
 
 /// Build the configuration for `NODES` mode.
-pub fn from_env(nodes: &str, listen: Option<&str>, admin: Option<&str>) -> Result<Config, Vec<ConfigError>> {
+pub fn from_env(
+    nodes: &str,
+    listen: Option<&str>,
+    admin: Option<&str>,
+) -> Result<Config, Vec<ConfigError>> {
     let err = |msg: String| {
         vec![ConfigError {
             file: "NODES".into(),
@@ -16,7 +20,9 @@ pub fn from_env(nodes: &str, listen: Option<&str>, admin: Option<&str>) -> Resul
     };
     let list: Vec<&str> = nodes.split_whitespace().collect();
     if list.is_empty() {
-        return Err(err("NODES is empty: give space-separated host:port pairs".into()));
+        return Err(err(
+            "NODES is empty: give space-separated host:port pairs".into()
+        ));
     }
     let mut backends = String::new();
     for n in &list {
@@ -30,7 +36,9 @@ pub fn from_env(nodes: &str, listen: Option<&str>, admin: Option<&str>) -> Resul
         return Err(err(format!("LISTEN `{listen}` is not IP:port")));
     }
     let admin = match admin {
-        Some(a) if a.contains(['"', '\\']) => return Err(err(format!("ADMIN `{a}` is not IP:port"))),
+        Some(a) if a.contains(['"', '\\']) => {
+            return Err(err(format!("ADMIN `{a}` is not IP:port")))
+        }
         Some(a) => format!("admin:\n  address: \"{a}\"\n"),
         None => String::new(),
     };

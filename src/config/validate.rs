@@ -122,7 +122,9 @@ impl Validator {
             let pos = self.loc.key(&k);
             self.err_at(
                 pos,
-                format!("unknown top-level key `{k}` (neither a bulb section nor a Pingora server key)"),
+                format!(
+                    "unknown top-level key `{k}` (neither a bulb section nor a Pingora server key)"
+                ),
             );
         }
     }
@@ -163,7 +165,10 @@ impl Validator {
             .and_then(|a| self.socket_addr("admin.address", &a.address));
         if let Some(a) = admin {
             if listeners.iter().any(|l| l.address == a) {
-                self.err("admin.address", format!("admin address {a} is also a proxy listener"));
+                self.err(
+                    "admin.address",
+                    format!("admin address {a} is also a proxy listener"),
+                );
             }
         }
         let access_log = match &file.access_log {
@@ -173,7 +178,10 @@ impl Validator {
                 "stdout" | "-" => AccessLog::Stdout,
                 "off" => AccessLog::Off,
                 "" => {
-                    self.err("access_log", "access_log must be stdout, off or a file path");
+                    self.err(
+                        "access_log",
+                        "access_log must be stdout, off or a file path",
+                    );
                     AccessLog::Off
                 }
                 p => AccessLog::File(p.to_string()),
@@ -264,7 +272,10 @@ impl Validator {
         if rs.is_empty() {
             if names.len() > 1 {
                 let pos = self.loc.key("upstreams");
-                self.err_at(pos, "`routes` are required when there is more than one upstream");
+                self.err_at(
+                    pos,
+                    "`routes` are required when there is more than one upstream",
+                );
             }
             return vec![Route {
                 host: None,
@@ -277,7 +288,10 @@ impl Validator {
             let Some(upstream) = names.iter().position(|n| *n == r.upstream) else {
                 self.err(
                     &format!("routes[{i}].upstream"),
-                    format!("route names upstream `{}`, which is not defined", r.upstream),
+                    format!(
+                        "route names upstream `{}`, which is not defined",
+                        r.upstream
+                    ),
                 );
                 continue;
             };
@@ -300,7 +314,10 @@ impl Validator {
             });
             if let Some(p) = &r.path_prefix {
                 if !p.starts_with('/') {
-                    self.err(&format!("routes[{i}].path_prefix"), "path_prefix must start with `/`");
+                    self.err(
+                        &format!("routes[{i}].path_prefix"),
+                        "path_prefix must start with `/`",
+                    );
                 }
             }
             out.push(Route {
@@ -331,7 +348,10 @@ impl Validator {
             (None, _) => HashKey::ClientIp,
             (Some(k), Algorithm::ConsistentHash) => self.hash_key(&format!("{p}.hash_key"), k),
             (Some(_), _) => {
-                self.err(&format!("{p}.hash_key"), "hash_key applies only to algorithm: consistent_hash");
+                self.err(
+                    &format!("{p}.hash_key"),
+                    "hash_key applies only to algorithm: consistent_hash",
+                );
                 HashKey::ClientIp
             }
         };
@@ -342,7 +362,10 @@ impl Validator {
         let mut backends: Vec<BackendSpec> = Vec::new();
         for (i, b) in u.backends.iter().enumerate() {
             if let Some(spec) = self.backend(&format!("{p}.backends[{i}]"), b) {
-                if backends.iter().any(|o| o.host == spec.host && o.port == spec.port) {
+                if backends
+                    .iter()
+                    .any(|o| o.host == spec.host && o.port == spec.port)
+                {
                     self.err(
                         &format!("{p}.backends[{i}].address"),
                         format!("backend `{}` is listed twice", b.address),
@@ -355,15 +378,25 @@ impl Validator {
             let pos = self.loc.key(&format!("{p}.backends"));
             self.err_at(pos, format!("upstream `{name}` has only backup backends"));
         }
-        let health_check = u.health_check.as_ref().map(|h| self.health(&format!("{p}.health_check"), h));
+        let health_check = u
+            .health_check
+            .as_ref()
+            .map(|h| self.health(&format!("{p}.health_check"), h));
         let passive = u.passive.as_ref().map(|ps| {
             let max_fails = ps.max_fails.unwrap_or(1);
             if max_fails == 0 {
-                self.err(&format!("{p}.passive.max_fails"), "max_fails must be at least 1 (omit `passive` to disable)");
+                self.err(
+                    &format!("{p}.passive.max_fails"),
+                    "max_fails must be at least 1 (omit `passive` to disable)",
+                );
             }
             Passive {
                 max_fails: max_fails.max(1),
-                fail_timeout: self.duration(&format!("{p}.passive.fail_timeout"), &ps.fail_timeout, Duration::from_secs(10)),
+                fail_timeout: self.duration(
+                    &format!("{p}.passive.fail_timeout"),
+                    &ps.fail_timeout,
+                    Duration::from_secs(10),
+                ),
             }
         });
         Upstream {
@@ -371,13 +404,29 @@ impl Validator {
             algorithm,
             hash_key,
             backends,
-            discovery_interval: self.duration(&format!("{p}.discovery_interval"), &u.discovery_interval, Duration::from_secs(5)),
+            discovery_interval: self.duration(
+                &format!("{p}.discovery_interval"),
+                &u.discovery_interval,
+                Duration::from_secs(5),
+            ),
             health_check,
             passive,
             retries: u.retries.unwrap_or(1),
-            connect_timeout: self.duration(&format!("{p}.connect_timeout"), &u.connect_timeout, Duration::from_secs(2)),
-            read_timeout: self.duration(&format!("{p}.read_timeout"), &u.read_timeout, Duration::from_secs(30)),
-            write_timeout: self.duration(&format!("{p}.write_timeout"), &u.write_timeout, Duration::from_secs(30)),
+            connect_timeout: self.duration(
+                &format!("{p}.connect_timeout"),
+                &u.connect_timeout,
+                Duration::from_secs(2),
+            ),
+            read_timeout: self.duration(
+                &format!("{p}.read_timeout"),
+                &u.read_timeout,
+                Duration::from_secs(30),
+            ),
+            write_timeout: self.duration(
+                &format!("{p}.write_timeout"),
+                &u.write_timeout,
+                Duration::from_secs(30),
+            ),
         }
     }
 
@@ -398,7 +447,10 @@ impl Validator {
     fn backend(&mut self, p: &str, b: &BackendFile) -> Option<BackendSpec> {
         let weight = b.weight.unwrap_or(1);
         if !(1..=10_000).contains(&weight) {
-            self.err(&format!("{p}.weight"), format!("weight {weight} is out of range: must be 1 to 10000"));
+            self.err(
+                &format!("{p}.weight"),
+                format!("weight {weight} is out of range: must be 1 to 10000"),
+            );
         }
         let apath = format!("{p}.address");
         let (host, port) = match split_host_port(&b.address) {
@@ -408,9 +460,15 @@ impl Validator {
                 return None;
             }
         };
-        let ip = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
+        let ip = host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
         if ip.is_none() && !valid_hostname(&host) {
-            self.err(&apath, format!("`{host}` is neither an IP address nor a valid hostname"));
+            self.err(
+                &apath,
+                format!("`{host}` is neither an IP address nor a valid hostname"),
+            );
             return None;
         }
         Some(BackendSpec {
@@ -425,9 +483,16 @@ impl Validator {
     fn health(&mut self, p: &str, h: &HealthCheckFile) -> HealthCheck {
         let kind = match h.kind.as_str() {
             "tcp" => {
-                for (k, given) in [("path", h.path.is_some()), ("host", h.host.is_some()), ("expect_status", h.expect_status.is_some())] {
+                for (k, given) in [
+                    ("path", h.path.is_some()),
+                    ("host", h.host.is_some()),
+                    ("expect_status", h.expect_status.is_some()),
+                ] {
                     if given {
-                        self.err(&format!("{p}.{k}"), format!("`{k}` applies only to kind: http"));
+                        self.err(
+                            &format!("{p}.{k}"),
+                            format!("`{k}` applies only to kind: http"),
+                        );
                     }
                 }
                 ProbeKind::Tcp
@@ -438,8 +503,13 @@ impl Validator {
                     self.err(&format!("{p}.path"), "path must start with `/`");
                 }
                 let expect_status = h.expect_status.clone().unwrap_or_else(|| vec![200]);
-                if expect_status.is_empty() || expect_status.iter().any(|s| !(100..=599).contains(s)) {
-                    self.err(&format!("{p}.expect_status"), "expect_status must list HTTP statuses (100-599)");
+                if expect_status.is_empty()
+                    || expect_status.iter().any(|s| !(100..=599).contains(s))
+                {
+                    self.err(
+                        &format!("{p}.expect_status"),
+                        "expect_status must list HTTP statuses (100-599)",
+                    );
                 }
                 ProbeKind::Http {
                     path,
@@ -448,7 +518,10 @@ impl Validator {
                 }
             }
             other => {
-                self.err(&format!("{p}.kind"), format!("unknown health check kind `{other}`: use tcp or http"));
+                self.err(
+                    &format!("{p}.kind"),
+                    format!("unknown health check kind `{other}`: use tcp or http"),
+                );
                 ProbeKind::Tcp
             }
         };
@@ -463,7 +536,11 @@ impl Validator {
         let unhealthy_after = count("unhealthy_after", h.unhealthy_after, 3);
         HealthCheck {
             kind,
-            interval: self.duration(&format!("{p}.interval"), &h.interval, Duration::from_secs(2)),
+            interval: self.duration(
+                &format!("{p}.interval"),
+                &h.interval,
+                Duration::from_secs(2),
+            ),
             timeout: self.duration(&format!("{p}.timeout"), &h.timeout, Duration::from_secs(1)),
             healthy_after,
             unhealthy_after,
@@ -475,12 +552,18 @@ impl Validator {
         if let Some(l) = l {
             if let Some(n) = l.max_header_bytes {
                 if n < 1024 {
-                    self.err("limits.max_header_bytes", "max_header_bytes must be at least 1024");
+                    self.err(
+                        "limits.max_header_bytes",
+                        "max_header_bytes must be at least 1024",
+                    );
                 }
                 out.max_header_bytes = n.max(1024);
             }
-            out.client_keepalive_timeout =
-                self.duration("limits.client_keepalive_timeout", &l.client_keepalive_timeout, out.client_keepalive_timeout);
+            out.client_keepalive_timeout = self.duration(
+                "limits.client_keepalive_timeout",
+                &l.client_keepalive_timeout,
+                out.client_keepalive_timeout,
+            );
         }
         out
     }
@@ -505,10 +588,15 @@ fn valid_hostname(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
         && h.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
 fn valid_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b))
 }

@@ -121,7 +121,10 @@ impl BackendState {
 
     /// Count a response status sent to a client for this backend.
     pub fn count_status(&self, status: u16) {
-        if let Some(c) = (status as usize).checked_sub(100).and_then(|i| self.statuses.get(i)) {
+        if let Some(c) = (status as usize)
+            .checked_sub(100)
+            .and_then(|i| self.statuses.get(i))
+        {
             c.fetch_add(1, Relaxed);
         }
     }
@@ -213,7 +216,10 @@ mod tests {
     #[test]
     fn passive_ejection_after_max_fails() {
         let s = b(false);
-        let p = Some(Passive { max_fails: 3, fail_timeout: Duration::from_secs(30) });
+        let p = Some(Passive {
+            max_fails: 3,
+            fail_timeout: Duration::from_secs(30),
+        });
         assert!(!s.record_failure(p));
         assert!(!s.record_failure(p));
         assert!(s.record_failure(p));

@@ -53,7 +53,12 @@ impl Pool {
     /// Build a pool from `cfg`, taking over the state of backends that
     /// `previous` (the same-named pool of the running config) already has.
     /// Hostnames take their addresses from `dns`, the last good resolutions.
-    pub fn new(cfg: Upstream, previous: Option<&Pool>, dns: &DnsCache, latency: Arc<Histogram>) -> Self {
+    pub fn new(
+        cfg: Upstream,
+        previous: Option<&Pool>,
+        dns: &DnsCache,
+        latency: Arc<Histogram>,
+    ) -> Self {
         let targets = dns.targets(&cfg.backends);
         let pool = Pool {
             members: ArcSwap::from_pointee(Members {
@@ -81,10 +86,17 @@ impl Pool {
     /// stay keep their state; new ones start as [`BackendState::new`] says.
     pub fn update(&self, targets: &[Target]) {
         let old = self.members.load_full();
-        let mut want: Vec<(SocketAddr, u32, bool)> = targets.iter().map(|t| (t.addr, t.weight, t.backup)).collect();
+        let mut want: Vec<(SocketAddr, u32, bool)> = targets
+            .iter()
+            .map(|t| (t.addr, t.weight, t.backup))
+            .collect();
         want.sort();
         want.dedup_by_key(|t| t.0);
-        let have: Vec<(SocketAddr, u32, bool)> = old.all.iter().map(|s| (s.addr, s.weight(), s.backup())).collect();
+        let have: Vec<(SocketAddr, u32, bool)> = old
+            .all
+            .iter()
+            .map(|s| (s.addr, s.weight(), s.backup()))
+            .collect();
         if want == have {
             return; // unchanged: keep selectors (and round-robin position) as they are
         }
@@ -94,8 +106,9 @@ impl Pool {
 
     fn set_targets(&self, targets: &[Target], old: Option<&Members>) {
         let checked = self.cfg.health_check.is_some();
-        let by_addr: HashMap<SocketAddr, &Arc<BackendState>> =
-            old.map(|m| m.all.iter().map(|s| (s.addr, s)).collect()).unwrap_or_default();
+        let by_addr: HashMap<SocketAddr, &Arc<BackendState>> = old
+            .map(|m| m.all.iter().map(|s| (s.addr, s)).collect())
+            .unwrap_or_default();
         let mut all: Vec<Arc<BackendState>> = Vec::with_capacity(targets.len());
         for t in targets {
             if all.iter().any(|s| s.addr == t.addr) {
@@ -146,7 +159,9 @@ impl Pool {
             .or_else(|| scan(true, &ok))
             .or_else(|| {
                 let fail_open = |s: &BackendState| s.healthy() && !tried.contains(s.addr);
-                m.primary.pick(key, limit, fail_open).or_else(|| scan(true, &fail_open))
+                m.primary
+                    .pick(key, limit, fail_open)
+                    .or_else(|| scan(true, &fail_open))
             })
     }
 

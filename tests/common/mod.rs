@@ -36,7 +36,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, n: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -69,7 +72,11 @@ impl Backend {
             hits: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
         });
-        let b = Backend { addr, inner, generation: Arc::new(AtomicU64::new(0)) };
+        let b = Backend {
+            addr,
+            inner,
+            generation: Arc::new(AtomicU64::new(0)),
+        };
         b.serve(listener);
         b
     }
@@ -195,7 +202,10 @@ fn handle(conn: TcpStream, inner: Arc<BackendInner>, gen: Arc<AtomicU64>, my_gen
         let is_health = path.starts_with("/health");
         if !is_health {
             inner.hits.fetch_add(1, Ordering::SeqCst);
-            inner.seen.lock().unwrap().push(Seen { line: line.clone(), headers });
+            inner.seen.lock().unwrap().push(Seen {
+                line: line.clone(),
+                headers,
+            });
         }
         let mode = inner.mode.lock().unwrap().clone();
         let health = *inner.health_status.lock().unwrap();
@@ -213,11 +223,14 @@ fn handle(conn: TcpStream, inner: Arc<BackendInner>, gen: Arc<AtomicU64>, my_gen
             (Mode::Http10, _, _) => (200, true, true),
             _ => (200, false, false),
         };
-        let body = format!("{}", inner.name);
+        let body = inner.name.to_string();
         let resp = if v10 {
             format!("HTTP/1.0 {status} X\r\nContent-Type: text/html\r\n\r\nHello from {body}")
         } else {
-            format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
         };
         if w.write_all(resp.as_bytes()).is_err() || close {
             let _ = w.shutdown(Shutdown::Both);
@@ -236,7 +249,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, n: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -262,11 +278,24 @@ pub fn parse_resp(bytes: &[u8]) -> Option<Resp> {
     let mut lines = head.lines();
     let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_string() };
-    Some(Resp { status, headers, body })
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Some(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -293,7 +322,12 @@ pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::
     }
     req.push_str("\r\n");
     let bytes = raw(addr, req.as_bytes())?;
-    parse_resp(&bytes).ok_or_else(|| std::io::Error::other(format!("bad response: {:?}", String::from_utf8_lossy(&bytes))))
+    parse_resp(&bytes).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "bad response: {:?}",
+            String::from_utf8_lossy(&bytes)
+        ))
+    })
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Resp> {
@@ -302,7 +336,11 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Resp> {
 
 /// A free port on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn tempdir() -> PathBuf {
@@ -340,12 +378,23 @@ impl Bulb {
         let text = Self::render(yaml, addr, admin, &dir);
         std::fs::write(&conf, text).unwrap();
         let child = Self::spawn(&conf, &dir, &[]);
-        let b = Bulb { child, addr, admin, dir, conf };
+        let b = Bulb {
+            child,
+            addr,
+            admin,
+            dir,
+            conf,
+        };
         b.wait_ready();
         b
     }
 
-    pub fn render(yaml: &str, addr: SocketAddr, admin: SocketAddr, dir: &std::path::Path) -> String {
+    pub fn render(
+        yaml: &str,
+        addr: SocketAddr,
+        admin: SocketAddr,
+        dir: &std::path::Path,
+    ) -> String {
         let header = format!(
             "pid_file: {d}/bulb.pid\nupgrade_sock: {d}/upgrade.sock\nthreads: 2\n",
             d = dir.display()
@@ -379,7 +428,11 @@ impl Bulb {
 
     /// Rewrite the config file (same placeholders as `start`).
     pub fn rewrite(&self, yaml: &str) {
-        std::fs::write(&self.conf, Self::render(yaml, self.addr, self.admin, &self.dir)).unwrap();
+        std::fs::write(
+            &self.conf,
+            Self::render(yaml, self.addr, self.admin, &self.dir),
+        )
+        .unwrap();
     }
 
     pub fn wait_ready(&self) {
@@ -388,7 +441,11 @@ impl Bulb {
             if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
                 return;
             }
-            assert!(Instant::now() < deadline, "bulb did not start; stderr:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "bulb did not start; stderr:\n{}",
+                self.logs()
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -408,7 +465,9 @@ impl Bulb {
             let mut names: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
             names.sort();
             for p in names {
-                if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("stderr")) {
+                if p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("stderr"))
+                {
                     s += &std::fs::read_to_string(&p).unwrap_or_default();
                 }
             }
@@ -449,7 +508,11 @@ impl Drop for Bulb {
 }
 
 pub fn signal(pid: i32, sig: &str) {
-    let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
     assert!(st.success(), "kill -{sig} {pid} failed");
 }
 
@@ -544,5 +607,7 @@ impl Load {
 
 /// `backends:` YAML list for these backends.
 pub fn backends_yaml(bs: &[&Backend]) -> String {
-    bs.iter().map(|b| format!("      - address: {}\n", b.addr)).collect()
+    bs.iter()
+        .map(|b| format!("      - address: {}\n", b.addr))
+        .collect()
 }

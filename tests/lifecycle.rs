@@ -1,0 +1,228 @@
+//! Signals under load: SIGHUP reload (routes, backends, listeners), SIGTERM,
+//! SIGQUIT + `bulb -u`.
+
+mod common;
+use common::*;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+fn conf(bs: &[&Backend], extra: &str) -> String {
+    format!(
+        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 3\n\
+         listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n\
+         upstreams:\n  web:\n{extra}    backends:\n{}",
+        backends_yaml(bs)
+    )
+}
+
+fn generation(b: &Bulb) -> u64 {
+    let s = b.admin_get("/status").body;
+    let i = s.find("\"generation\": ").expect("generation") + 14;
+    s[i..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn reload_swaps_backends_under_load_without_errors() {
+    let a = Backend::start("a", Mode::Ok);
+    let b = Backend::start("b", Mode::Ok);
+    let bulb = Bulb::start(&conf(&[&a], ""));
+    assert_eq!(generation(&bulb), 1);
+    let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    bulb.rewrite(&conf(&[&b], ""));
+    bulb.signal("HUP");
+    assert!(
+        wait_for(Duration::from_secs(5), || generation(&bulb) == 2).is_some(),
+        "{}",
+        bulb.logs()
+    );
+    let before = b.hits();
+    std::thread::sleep(Duration::from_millis(500));
+    let st = load.finish();
+    assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
+    assert!(b.hits() > before, "traffic moved to b");
+    let a_hits = a.hits();
+    assert_eq!(tally(bulb.addr, "/", 10).get("b"), Some(&10));
+    assert_eq!(a.hits(), a_hits, "a no longer gets traffic");
+    assert!(bulb
+        .admin_get("/metrics")
+        .body
+        .contains("bulb_config_reloads_total{result=\"success\"} 1"));
+}
+
+#[test]
+fn invalid_reload_keeps_the_old_config() {
+    let a = Backend::start("a", Mode::Ok);
+    let bulb = Bulb::start(&conf(&[&a], ""));
+    let load = Load::start(bulb.addr, 2, Duration::from_secs(10));
+    std::fs::write(&bulb.conf, "listeners: [{address: \"127.0.0.1:1\"}]\nupstreams:\n  web:\n    backends: [{address: 127.0.0.1:2, weight: 0}]\n").unwrap();
+    bulb.signal("HUP");
+    assert!(wait_for(Duration::from_secs(5), || bulb
+        .admin_get("/metrics")
+        .body
+        .contains("bulb_config_reloads_total{result=\"error\"} 1"))
+    .is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    let st = load.finish();
+    assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
+    assert_eq!(generation(&bulb), 1);
+    assert_eq!(bulb.get("/").unwrap().body, "a");
+    let logs = bulb.logs();
+    assert!(
+        logs.contains("bulb.yaml:4:47: weight 0 is out of range"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn reload_keeps_health_state_and_probes_new_backends_first() {
+    let a = Backend::start("a", Mode::Ok);
+    let down = Backend::start("down", Mode::Ok);
+    down.stop();
+    let fresh = Backend::start("fresh", Mode::Ok);
+    fresh.stop();
+    let hc = "    health_check: {kind: tcp, interval: 10s, timeout: 300ms}\n    retries: 0\n";
+    let bulb = Bulb::start(&conf(&[&a, &down], hc));
+    // `down` failed its first probe. Bring it back: with a 10 s interval it
+    // stays marked down until the next probe, reload or not.
+    down.restart();
+    bulb.rewrite(&conf(&[&a, &down, &fresh], hc));
+    bulb.signal("HUP");
+    assert!(wait_for(Duration::from_secs(5), || generation(&bulb) == 2).is_some());
+    let m = tally(bulb.addr, "/", 30);
+    assert_eq!(
+        m.get("a"),
+        Some(&30),
+        "a reload must not mark a down backend up, nor send to an unprobed one: {m:?}"
+    );
+}
+
+#[test]
+fn reload_adding_a_listener_never_refuses() {
+    let a = Backend::start("a", Mode::Ok);
+    let base = conf(&[&a], "");
+    let bulb = Bulb::start(&base);
+    let second: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    bulb.rewrite(&base.replace(
+        "listeners: [{address: \"{LISTEN}\"}]",
+        &format!("listeners: [{{address: \"{{LISTEN}}\"}}, {{address: \"{second}\"}}]"),
+    ));
+    bulb.signal("HUP");
+    let up = wait_for(Duration::from_secs(10), || {
+        get(second, "/").map(|r| r.status == 200).unwrap_or(false)
+    });
+    assert!(up.is_some(), "new listener does not serve: {}", bulb.logs());
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = load.finish();
+    assert_eq!(
+        st.errors + st.non2xx,
+        0,
+        "old listener refused or failed during hand-over: {st:?}\n{}",
+        bulb.logs()
+    );
+    assert!(st.ok > 50);
+    assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
+    // The old process hands over and exits.
+    let mut bulb = bulb;
+    assert!(
+        bulb.wait_exit(Duration::from_secs(10)).is_some(),
+        "old process still running"
+    );
+    assert_eq!(get(second, "/").unwrap().body, "a");
+    // Stop the successor: it is not our child, find it through the admin port.
+    kill_by_port(&bulb);
+}
+
+/// Stop whatever bulb serves `bulb.admin` (a successor started by hand-over).
+fn kill_by_port(bulb: &Bulb) {
+    let out = std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(bulb.conf.display().to_string())
+        .output()
+        .unwrap();
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = std::process::Command::new("kill")
+            .arg("-INT")
+            .arg(pid)
+            .status();
+    }
+}
+
+#[test]
+fn sigterm_idle_exits_quickly() {
+    let a = Backend::start("a", Mode::Ok);
+    let mut bulb = Bulb::start(&conf(&[&a], "").replace(
+        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 3\n",
+        "",
+    ));
+    assert_eq!(bulb.get("/").unwrap().status, 200);
+    bulb.signal("TERM");
+    let took = bulb
+        .wait_exit(Duration::from_secs(10))
+        .expect("exit after SIGTERM");
+    assert!(took < Duration::from_secs(2), "idle exit took {took:?}");
+    let st = bulb.child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests() {
+    let slow = Backend::start("slow", Mode::Slow(Duration::from_millis(1500)));
+    let mut bulb = Bulb::start(&conf(&[&slow], ""));
+    let addr = bulb.addr;
+    let h = std::thread::spawn(move || get(addr, "/"));
+    std::thread::sleep(Duration::from_millis(300));
+    bulb.signal("TERM");
+    let r = h.join().unwrap().expect("in-flight request completes");
+    assert_eq!(r.status, 200);
+    assert!(bulb.wait_exit(Duration::from_secs(6)).is_some());
+}
+
+#[test]
+fn sigint_stops_fast() {
+    let a = Backend::start("a", Mode::Ok);
+    let mut bulb = Bulb::start(&conf(&[&a], ""));
+    bulb.signal("INT");
+    let took = bulb
+        .wait_exit(Duration::from_secs(5))
+        .expect("exit after SIGINT");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn sigquit_upgrade_under_load() {
+    let a = Backend::start("a", Mode::Ok);
+    let mut old = Bulb::start(&conf(&[&a], ""));
+    let load = Load::start(old.addr, 4, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut new = Bulb::spawn(&old.conf, &old.dir, &["-u"]);
+    let sock = old.dir.join("upgrade.sock");
+    assert!(
+        wait_for(Duration::from_secs(10), || sock.exists()).is_some(),
+        "successor never listened on upgrade_sock"
+    );
+    old.signal("QUIT");
+    assert!(
+        old.wait_exit(Duration::from_secs(10)).is_some(),
+        "old process did not exit"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let st = load.finish();
+    assert_eq!(st.errors + st.non2xx, 0, "{st:?}\n{}", old.logs());
+    assert!(st.ok > 50);
+    assert_eq!(get(old.addr, "/").unwrap().body, "a");
+    assert!(
+        TcpStream::connect(old.admin).is_ok(),
+        "admin listener handed over too"
+    );
+    let _ = new.kill();
+    let _ = new.wait();
+    let _ = Instant::now();
+}
