@@ -226,3 +226,38 @@ fn sigquit_upgrade_under_load() {
     let _ = new.wait();
     let _ = Instant::now();
 }
+
+#[test]
+fn daemon_mode_writes_pid_file_and_serves() {
+    let a = Backend::start("a", Mode::Ok);
+    let dir = tempdir();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let conf = dir.join("bulb.yaml");
+    let yaml = Bulb::render(&conf_yaml_for(&a), addr, addr, &dir);
+    std::fs::write(&conf, yaml).unwrap();
+    let st = std::process::Command::new(bulb_bin())
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "the foreground process returns once daemonized");
+    let pidf = dir.join("bulb.pid");
+    assert!(wait_for(Duration::from_secs(10), || pidf.exists() && get(addr, "/").is_ok()).is_some());
+    assert_eq!(get(addr, "/").unwrap().body, "a");
+    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    signal(pid, "TERM");
+    assert!(
+        wait_for(Duration::from_secs(5), || TcpStream::connect(addr).is_err()).is_some(),
+        "daemon did not stop"
+    );
+}
+
+fn conf_yaml_for(a: &Backend) -> String {
+    format!(
+        "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\nupstreams:\n  web:\n    backends:\n{}",
+        backends_yaml(&[a])
+    )
+}
