@@ -243,11 +243,20 @@ fn daemon_mode_writes_pid_file_and_serves() {
         .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
-    assert!(st.success(), "the foreground process returns once daemonized");
+    assert!(
+        st.success(),
+        "the foreground process returns once daemonized"
+    );
     let pidf = dir.join("bulb.pid");
-    assert!(wait_for(Duration::from_secs(10), || pidf.exists() && get(addr, "/").is_ok()).is_some());
+    assert!(wait_for(Duration::from_secs(10), || pidf.exists()
+        && get(addr, "/").is_ok())
+    .is_some());
     assert_eq!(get(addr, "/").unwrap().body, "a");
-    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     signal(pid, "TERM");
     assert!(
         wait_for(Duration::from_secs(5), || TcpStream::connect(addr).is_err()).is_some(),

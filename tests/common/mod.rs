@@ -25,6 +25,9 @@ pub enum Mode {
     Status(u16),
     /// HTTP/1.0, close after each response, like strm/helloworld-http.
     Http10,
+    /// Read the request, then close without answering (a reset before any
+    /// response byte).
+    Close,
 }
 
 /// A request as a backend saw it.
@@ -220,6 +223,10 @@ fn handle(conn: TcpStream, inner: Arc<BackendInner>, gen: Arc<AtomicU64>, my_gen
                 (200, false, false)
             }
             (Mode::Status(s), false, _) => (*s, false, false),
+            (Mode::Close, false, _) => {
+                let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
             (Mode::Http10, _, _) => (200, true, true),
             _ => (200, false, false),
         };
