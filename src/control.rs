@@ -167,10 +167,10 @@ impl Control {
         } else {
             self.shared.access_log.reopen();
         }
+        self.shared.metrics.reloads_ok.fetch_add(1, Relaxed);
         self.shared.runtime.store(new.clone());
         old.retire();
         self.spawn_tasks(&new);
-        self.shared.metrics.reloads_ok.fetch_add(1, Relaxed);
         info!("reload complete: generation {}", new.generation);
     }
 }
