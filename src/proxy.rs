@@ -191,6 +191,18 @@ fn peer_for(b: &BackendState, pool: &Pool) -> HttpPeer {
 }
 
 impl Ctx {
+    /// Count a failure against the current backend (passive checks).
+    fn note_failure(&self, connect: bool) {
+        if let (Some(b), Some(pool)) = (&self.backend, &self.pool) {
+            if b.record_failure(pool.cfg.passive, connect) {
+                warn!(
+                    "upstream {}: backend {} ejected after repeated failures",
+                    pool.cfg.name, b.addr_str
+                );
+            }
+        }
+    }
+
     fn finish_attempt(&mut self) {
         if let Some(b) = self.backend.take() {
             b.end();
@@ -339,13 +351,8 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let (Some(b), Some(pool)) = (&ctx.backend, &ctx.pool) {
-            if b.record_failure(pool.cfg.passive) {
-                warn!(
-                    "upstream {}: backend {} ejected after repeated failures",
-                    pool.cfg.name, b.addr_str
-                );
-            }
+        ctx.note_failure(true);
+        if let Some(pool) = &ctx.pool {
             // The request was not sent: another backend may take it.
             e.set_retry(ctx.attempts <= pool.cfg.retries);
         }
@@ -363,14 +370,7 @@ impl ProxyHttp for Proxy {
         let mut e = e.more_context(format!("Peer: {peer}"));
         let upstream_fault = *e.esource() == ErrorSource::Upstream;
         if upstream_fault && !client_reused {
-            if let (Some(b), Some(pool)) = (&ctx.backend, &ctx.pool) {
-                if b.record_failure(pool.cfg.passive) {
-                    warn!(
-                        "upstream {}: backend {} ejected after repeated failures",
-                        pool.cfg.name, b.addr_str
-                    );
-                }
-            }
+            ctx.note_failure(false);
         }
         let req = session.req_header();
         let replayable = req.method.is_idempotent() && !has_body(req) && !ctx.response_started;

@@ -37,6 +37,8 @@ pub struct BackendState {
     window_start: AtomicU64,
     window_fails: AtomicU32,
     ejected_until: AtomicU64,
+    /// The ejection in force was caused by a failure to connect.
+    ejected_on_connect: AtomicBool,
     statuses: Box<[AtomicU64]>,
 }
 
@@ -58,6 +60,7 @@ impl BackendState {
             window_start: AtomicU64::new(0),
             window_fails: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
+            ejected_on_connect: AtomicBool::new(false),
             statuses: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -137,9 +140,10 @@ impl BackendState {
         })
     }
 
-    /// A request to this backend failed (connect error, timeout, reset).
-    /// Returns true when this failure ejected the backend.
-    pub fn record_failure(&self, passive: Option<Passive>) -> bool {
+    /// A request to this backend failed (`connect`: it could not even be
+    /// reached; else a timeout or reset). Returns true when this failure
+    /// ejected the backend.
+    pub fn record_failure(&self, passive: Option<Passive>, connect: bool) -> bool {
         self.failures.fetch_add(1, Relaxed);
         let Some(p) = passive else { return false };
         let now = now_ms();
@@ -154,6 +158,7 @@ impl BackendState {
         };
         if fails >= p.max_fails && !self.ejected(now) {
             self.ejected_until.store(now + window, Relaxed);
+            self.ejected_on_connect.store(connect, Relaxed);
             self.window_fails.store(0, Relaxed);
             self.window_start.store(0, Relaxed);
             return true;
@@ -163,8 +168,16 @@ impl BackendState {
 
     /// Record one active probe result; returns `Some(new_health)` when the
     /// backend flips. The first probe of a backend decides at once.
+    ///
+    /// A passing probe also ends a passive ejection caused by connect
+    /// failures: the probe just proved the backend can be reached again.
+    /// (An ejection for timeouts or resets runs its course: a hung backend
+    /// still accepts connections.)
     pub fn record_probe(&self, ok: bool, healthy_after: u32, unhealthy_after: u32) -> Option<bool> {
         let first = !self.probed.swap(true, Relaxed);
+        if ok && self.ejected_on_connect.swap(false, Relaxed) {
+            self.ejected_until.store(0, Relaxed);
+        }
         let healthy = self.healthy();
         if ok == healthy {
             self.probe_streak.store(0, Relaxed);
@@ -220,11 +233,23 @@ mod tests {
             max_fails: 3,
             fail_timeout: Duration::from_secs(30),
         });
-        assert!(!s.record_failure(p));
-        assert!(!s.record_failure(p));
-        assert!(s.record_failure(p));
+        assert!(!s.record_failure(p, true));
+        assert!(!s.record_failure(p, true));
+        assert!(s.record_failure(p, true));
         assert!(!s.usable(now_ms()));
         assert_eq!(s.failures(), 3);
+        // A passing probe proves it reachable again.
+        s.record_probe(true, 2, 2);
+        assert!(s.usable(now_ms()));
+    }
+
+    #[test]
+    fn timeout_ejection_outlives_a_passing_probe() {
+        let s = b(false);
+        let p = Some(Passive { max_fails: 1, fail_timeout: Duration::from_secs(30) });
+        assert!(s.record_failure(p, false));
+        s.record_probe(true, 1, 1);
+        assert!(!s.usable(now_ms()));
     }
 
     #[test]
