@@ -5,6 +5,7 @@ use bulb::control::Source;
 use std::path::Path;
 use std::process::exit;
 
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

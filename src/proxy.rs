@@ -234,6 +234,8 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = self.shared.runtime.load();
+        let idle = rt.config.limits.client_keepalive_timeout.as_secs().max(1);
+        session.set_keepalive(Some(idle));
         let req = session.req_header();
         let pool = rt
             .route(request_host(req), req.uri.path().as_bytes())

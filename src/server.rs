@@ -15,6 +15,8 @@ use arc_swap::ArcSwap;
 use pingora_core::apps::http_app::HttpServer;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::ListenerConfig;
+use pingora_core::protocols::l4::stream::{L4BufferSettings, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -50,7 +52,7 @@ pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> 
     let access_log = AccessLog::new(&config.access_log);
     let listeners = config.listeners.clone();
     let admin_addr = config.admin;
-    let keepalive = config.limits.client_keepalive_timeout;
+    let config_read_buffer = config.limits.client_read_buffer_bytes;
     let runtime = Runtime::build(config, None, &dns, &metrics);
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
@@ -69,9 +71,9 @@ pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> 
         opts.keepalive_request_limit = None;
         app.server_options = Some(opts);
     }
-    let _ = keepalive;
+    let buffers = L4BufferSettings::new(config_read_buffer, DEFAULT_L4_WRITE_BUFFER_SIZE);
     for l in &listeners {
-        add_listener(&mut proxy, l)?;
+        add_listener(&mut proxy, l, buffers)?;
     }
     let control = background_service(
         "bulb control",
@@ -91,16 +93,15 @@ pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> 
     server.run_forever();
 }
 
-fn add_listener<A>(svc: &mut Service<A>, l: &Listener) -> Result<(), String> {
+fn add_listener<A>(svc: &mut Service<A>, l: &Listener, buffers: L4BufferSettings) -> Result<(), String> {
     let addr = l.address.to_string();
-    match &l.tls {
-        None => svc.add_tcp(&addr),
-        Some((cert, key)) => {
-            let mut tls = TlsSettings::intermediate(cert, key)
-                .map_err(|e| format!("TLS listener {addr}: cannot load {cert} / {key}: {e}"))?;
-            tls.enable_h2();
-            svc.add_tls_with_settings(&addr, None, tls);
-        }
+    let mut endpoint = ListenerConfig::tcp(addr.clone()).l4_buffer(buffers);
+    if let Some((cert, key)) = &l.tls {
+        let mut tls = TlsSettings::intermediate(cert, key)
+            .map_err(|e| format!("TLS listener {addr}: cannot load {cert} / {key}: {e}"))?;
+        tls.enable_h2();
+        endpoint = endpoint.tls(tls);
     }
+    svc.add_listener(endpoint);
     Ok(())
 }

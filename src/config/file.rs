@@ -158,6 +158,8 @@ pub struct LimitsFile {
     pub max_header_bytes: Option<usize>,
     /// How long an idle keep-alive client connection is kept.
     pub client_keepalive_timeout: Option<String>,
+    /// Per-connection read buffer for client connections, in bytes.
+    pub client_read_buffer_bytes: Option<usize>,
 }
 
 /// Top-level keys that Pingora's `ServerConf` reads.

@@ -195,6 +195,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Idle keep-alive timeout for client connections.
     pub client_keepalive_timeout: Duration,
+    /// Per-connection read buffer for client connections (Pingora's L4
+    /// buffer; its default of 64 KiB costs that much per idle client).
+    pub client_read_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -202,6 +205,7 @@ impl Default for Limits {
         Limits {
             max_header_bytes: 16 * 1024,
             client_keepalive_timeout: Duration::from_secs(60),
+            client_read_buffer_bytes: 4 * 1024,
         }
     }
 }
