@@ -2,7 +2,7 @@
 //! to statuses, count and log. This is the `ProxyHttp` Pingora drives.
 
 use crate::access_log::{AccessLog, Entry};
-use crate::config::{Algorithm, HashKey};
+use crate::config::{Algorithm, Cidr, HashKey};
 use crate::metrics::Metrics;
 use crate::pool::{BackendState, Pool, Tried};
 use crate::runtime::Runtime;
@@ -116,7 +116,11 @@ fn strip_hop_by_hop(headers: &http::HeaderMap, keep_upgrade: bool) -> Vec<Header
     for v in headers.get_all(header::CONNECTION) {
         for token in v.as_bytes().split(|&c| c == b',') {
             let t = token.trim_ascii();
-            if t.is_empty() || (keep_upgrade && t.eq_ignore_ascii_case(b"upgrade")) {
+            if t.is_empty()
+                || t.eq_ignore_ascii_case(b"close")
+                || t.eq_ignore_ascii_case(b"keep-alive")
+                || (keep_upgrade && t.eq_ignore_ascii_case(b"upgrade"))
+            {
                 continue;
             }
             if let Ok(n) = HeaderName::from_bytes(t) {
@@ -178,6 +182,83 @@ fn no_backend(tried_any: bool) -> Box<Error> {
     } else {
         Error::explain(ErrorType::HTTPStatus(503), "no usable backend")
     }
+}
+
+/// The forwarding edits made to every request before it goes upstream:
+/// drop hop-by-hop headers (and those `Connection` names; `Upgrade` stays for
+/// a protocol switch), append the peer to `X-Forwarded-For`, set `X-Real-IP`
+/// and `X-Forwarded-Proto`. `X-Real-IP` is the peer, or, when the peer is a
+/// trusted proxy, the nearest untrusted address in `X-Forwarded-For`.
+pub fn edit_request_headers(
+    req: &mut RequestHeader,
+    peer: Option<IpAddr>,
+    upgrade: bool,
+    tls: bool,
+    trusted: &[Cidr],
+) -> Result<()> {
+    for n in strip_hop_by_hop(&req.headers, upgrade) {
+        req.remove_header(&n);
+    }
+    for n in HOP_BY_HOP {
+        if upgrade && (n == "connection" || n == "upgrade") {
+            continue;
+        }
+        // A lookup is cheaper than Pingora's remove, which also edits its
+        // case-preserving name map.
+        if req.headers.contains_key(n) {
+            req.remove_header(n);
+        }
+    }
+    if let Some(ip) = peer {
+        let real = real_client(
+            ip,
+            req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
+            trusted,
+        );
+        let ip = ip.to_string();
+        let xff = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+            Some(prev) if !prev.is_empty() => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                v.extend_from_slice(prev);
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
+            }
+            _ => HeaderValue::from_str(&ip).ok(),
+        };
+        if let Some(xff) = xff {
+            req.insert_header(X_FORWARDED_FOR.clone(), xff)?;
+        }
+        if real == peer {
+            req.insert_header(X_REAL_IP.clone(), ip)?;
+        } else if let Some(r) = real {
+            req.insert_header(X_REAL_IP.clone(), r.to_string())?;
+        }
+    }
+    let proto = if tls { "https" } else { "http" };
+    req.insert_header(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto))?;
+    Ok(())
+}
+
+/// The client address: the peer, unless the peer is a trusted proxy, in
+/// which case the rightmost `X-Forwarded-For` entry that is not itself
+/// trusted (an unparsable entry ends the walk: the peer's view stands).
+pub fn real_client(peer: IpAddr, xff: Option<&[u8]>, trusted: &[Cidr]) -> Option<IpAddr> {
+    if trusted.is_empty() || !trusted.iter().any(|c| c.contains(peer)) {
+        return Some(peer);
+    }
+    let Some(xff) = xff.and_then(|x| std::str::from_utf8(x).ok()) else {
+        return Some(peer);
+    };
+    let mut last = peer;
+    for part in xff.rsplit(',') {
+        match part.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.iter().any(|c| c.contains(ip)) => last = ip,
+            Ok(ip) => return Some(ip),
+            Err(_) => return Some(last),
+        }
+    }
+    Some(last)
 }
 
 fn peer_for(b: &BackendState, pool: &Pool) -> HttpPeer {
@@ -269,12 +350,11 @@ impl ProxyHttp for Proxy {
         }
         let mut buf = [0u8; 16];
         let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
-            hash_key(
-                &pool.cfg.hash_key,
-                session.req_header(),
-                client_ip(session),
-                &mut buf,
-            )
+            let req = session.req_header();
+            let trusted = &self.shared.runtime.load().config.trusted_proxies;
+            let xff = req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes());
+            let ip = client_ip(session).and_then(|p| real_client(p, xff, trusted));
+            hash_key(&pool.cfg.hash_key, req, ip, &mut buf)
         } else {
             b""
         };
@@ -294,36 +374,15 @@ impl ProxyHttp for Proxy {
         req: &mut RequestHeader,
         _ctx: &mut Ctx,
     ) -> Result<()> {
+        let rt = self.shared.runtime.load();
         let upgrade = session.is_upgrade_req();
-        for n in strip_hop_by_hop(&req.headers, upgrade) {
-            req.remove_header(&n);
-        }
-        for n in HOP_BY_HOP {
-            if upgrade && (n == "connection" || n == "upgrade") {
-                continue;
-            }
-            req.remove_header(n);
-        }
-        if let Some(ip) = client_ip(session) {
-            let ip = ip.to_string();
-            let xff = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
-                Some(prev) if !prev.is_empty() => {
-                    let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
-                    v.extend_from_slice(prev);
-                    v.extend_from_slice(b", ");
-                    v.extend_from_slice(ip.as_bytes());
-                    HeaderValue::from_bytes(&v).ok()
-                }
-                _ => HeaderValue::from_str(&ip).ok(),
-            };
-            if let Some(xff) = xff {
-                req.insert_header(X_FORWARDED_FOR.clone(), xff)?;
-            }
-            req.insert_header(X_REAL_IP.clone(), ip)?;
-        }
-        let proto = if is_tls(session) { "https" } else { "http" };
-        req.insert_header(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto))?;
-        Ok(())
+        edit_request_headers(
+            req,
+            client_ip(session),
+            upgrade,
+            is_tls(session),
+            &rt.config.trusted_proxies,
+        )
     }
 
     async fn upstream_response_filter(
@@ -391,6 +450,15 @@ impl ProxyHttp for Proxy {
         ctx.retry_same = stale;
         e.set_retry(stale || (upstream_fault && replayable && budget && reset));
         e
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        // A client that goes away mid-request is routine, not an error of ours.
+        *e.esource() == ErrorSource::Downstream
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            )
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {

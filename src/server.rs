@@ -93,7 +93,11 @@ pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> 
     server.run_forever();
 }
 
-fn add_listener<A>(svc: &mut Service<A>, l: &Listener, buffers: L4BufferSettings) -> Result<(), String> {
+fn add_listener<A>(
+    svc: &mut Service<A>,
+    l: &Listener,
+    buffers: L4BufferSettings,
+) -> Result<(), String> {
     let addr = l.address.to_string();
     let mut endpoint = ListenerConfig::tcp(addr.clone()).l4_buffer(buffers);
     if let Some((cert, key)) = &l.tls {

@@ -35,11 +35,18 @@ fn start_nodes(nodes: &str) -> Nodes {
         .env("ADMIN", admin.to_string())
         .current_dir(&dir)
         .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(dir.join("stderr")).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("stderr")).unwrap(),
+        ))
         .spawn()
         .unwrap();
     assert!(wait_for(Duration::from_secs(20), || TcpStream::connect(addr).is_ok()).is_some());
-    Nodes { child, addr, admin, out }
+    Nodes {
+        child,
+        addr,
+        admin,
+        out,
+    }
 }
 
 #[test]
@@ -47,7 +54,11 @@ fn nodes_mode_behaves_like_the_nginx_container() {
     let web1 = Backend::start("web1", Mode::Http10);
     let web2 = Backend::start("web2", Mode::Http10);
     // Names, as in compose: `localhost` stands in for Docker's DNS names.
-    let mut n = start_nodes(&format!("localhost:{} localhost:{}", web1.addr.port(), web2.addr.port()));
+    let mut n = start_nodes(&format!(
+        "localhost:{} localhost:{}",
+        web1.addr.port(),
+        web2.addr.port()
+    ));
     let seen = |n: &Nodes, count: usize| {
         let mut m = std::collections::HashMap::new();
         for _ in 0..count {
@@ -58,14 +69,19 @@ fn nodes_mode_behaves_like_the_nginx_container() {
         m
     };
     let m = seen(&n, 20);
-    assert!(m.contains_key("Hello from web1") && m.contains_key("Hello from web2"), "{m:?}");
+    assert!(
+        m.contains_key("Hello from web1") && m.contains_key("Hello from web2"),
+        "{m:?}"
+    );
     // One node stops: every request still succeeds.
     web2.stop();
     let m = seen(&n, 30);
     assert_eq!(m.get("Hello from web1"), Some(&30), "{m:?}");
     // Back: used again (TCP checks every 2 s).
     web2.restart();
-    assert!(wait_for(Duration::from_secs(6), || seen(&n, 4).contains_key("Hello from web2")).is_some());
+    assert!(wait_for(Duration::from_secs(6), || seen(&n, 4)
+        .contains_key("Hello from web2"))
+    .is_some());
     // Access log on stdout.
     let out = std::fs::read_to_string(&n.out).unwrap();
     assert!(out.contains("\"GET / HTTP/1.1\" 200"), "{out}");
@@ -73,14 +89,21 @@ fn nodes_mode_behaves_like_the_nginx_container() {
     // docker stop: SIGTERM, exit within 2 s.
     signal(n.child.id() as i32, "TERM");
     let t = std::time::Instant::now();
-    assert!(wait_for(Duration::from_secs(5), || matches!(n.child.try_wait(), Ok(Some(_)))).is_some());
+    assert!(wait_for(Duration::from_secs(5), || matches!(
+        n.child.try_wait(),
+        Ok(Some(_))
+    ))
+    .is_some());
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
 
 #[test]
 fn nodes_mode_waits_for_names_that_do_not_resolve_yet() {
     let web1 = Backend::start("web1", Mode::Http10);
-    let n = start_nodes(&format!("localhost:{} not-up-yet.invalid:80", web1.addr.port()));
+    let n = start_nodes(&format!(
+        "localhost:{} not-up-yet.invalid:80",
+        web1.addr.port()
+    ));
     for _ in 0..10 {
         assert_eq!(get(n.addr, "/").unwrap().body, "Hello from web1");
     }
@@ -157,7 +180,10 @@ fn websocket_passes_through() {
     }
     let head = String::from_utf8_lossy(&head);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
     for msg in ["hello", "second frame"] {
         let mask = [1u8, 2, 3, 4];
         let mut frame = vec![0x81, 0x80 | msg.len() as u8];

@@ -35,13 +35,25 @@ fn dockerfile_is_multi_stage_locked_non_root_exec_form() {
     let froms: Vec<_> = ins.iter().filter(|(k, _)| k == "FROM").collect();
     assert!(froms.len() >= 2, "multi-stage");
     assert!(froms[0].1.contains(" AS "), "named builder stage");
-    let runs: String = ins.iter().filter(|(k, _)| k == "RUN").map(|(_, v)| v.as_str()).collect();
+    let runs: String = ins
+        .iter()
+        .filter(|(k, _)| k == "RUN")
+        .map(|(_, v)| v.as_str())
+        .collect();
     assert!(runs.contains("cmake"), "builder installs cmake");
-    assert!(runs.contains("cargo build --release --locked"), "--locked build");
+    assert!(
+        runs.contains("cargo build --release --locked"),
+        "--locked build"
+    );
     let user = ins.iter().rev().find(|(k, _)| k == "USER").expect("USER");
     assert!(user.1 != "root" && user.1 != "0", "non-root");
-    assert!(ins.iter().any(|(k, v)| k == "EXPOSE" && v.split_whitespace().any(|p| p == "8080")));
-    let ep = ins.iter().find(|(k, _)| k == "ENTRYPOINT").expect("ENTRYPOINT");
+    assert!(ins
+        .iter()
+        .any(|(k, v)| k == "EXPOSE" && v.split_whitespace().any(|p| p == "8080")));
+    let ep = ins
+        .iter()
+        .find(|(k, _)| k == "ENTRYPOINT")
+        .expect("ENTRYPOINT");
     assert!(ep.1.starts_with('['), "exec form keeps bulb as PID 1");
     if let Some((_, sig)) = ins.iter().find(|(k, _)| k == "STOPSIGNAL") {
         assert_eq!(sig, "SIGTERM", "SIGQUIT would mean 'upgrade' to Pingora");
@@ -51,15 +63,27 @@ fn dockerfile_is_multi_stage_locked_non_root_exec_form() {
 #[test]
 fn every_copy_source_exists_and_is_not_ignored() {
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).expect(".dockerignore");
-    assert!(ignore.lines().any(|l| l.trim() == "target"), "target/ must not be sent as context");
+    assert!(
+        ignore.lines().any(|l| l.trim() == "target"),
+        "target/ must not be sent as context"
+    );
     for (k, v) in instructions() {
         if k != "COPY" || v.starts_with("--from") {
             continue;
         }
-        let parts: Vec<&str> = v.split_whitespace().filter(|p| !p.starts_with("--")).collect();
+        let parts: Vec<&str> = v
+            .split_whitespace()
+            .filter(|p| !p.starts_with("--"))
+            .collect();
         for src in &parts[..parts.len() - 1] {
-            assert!(root().join(src).exists(), "COPY source {src} does not exist");
-            assert!(!ignore.lines().any(|l| l.trim() == *src), "COPY source {src} is in .dockerignore");
+            assert!(
+                root().join(src).exists(),
+                "COPY source {src} does not exist"
+            );
+            assert!(
+                !ignore.lines().any(|l| l.trim() == *src),
+                "COPY source {src} is in .dockerignore"
+            );
         }
     }
 }
@@ -70,11 +94,21 @@ fn compose_demo_builds_bulb_and_keeps_the_rest() {
     let v: serde_yaml::Value = serde_yaml::from_str(&c).unwrap();
     let front = &v["services"]["front"];
     assert_eq!(front["build"].as_str(), Some("../.."));
-    assert!(root().join("conf/compose").join("../..").join("Dockerfile").exists());
+    assert!(root()
+        .join("conf/compose")
+        .join("../..")
+        .join("Dockerfile")
+        .exists());
     assert_eq!(front["ports"][0].as_str(), Some("80:8080"));
-    assert_eq!(front["environment"][0].as_str(), Some("NODES=web1:80 web2:80"));
+    assert_eq!(
+        front["environment"][0].as_str(),
+        Some("NODES=web1:80 web2:80")
+    );
     for w in ["web1", "web2"] {
-        assert_eq!(v["services"][w]["image"].as_str(), Some("strm/helloworld-http"));
+        assert_eq!(
+            v["services"][w]["image"].as_str(),
+            Some("strm/helloworld-http")
+        );
     }
     // The variant's mounted file is valid.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulb"))
@@ -82,5 +116,9 @@ fn compose_demo_builds_bulb_and_keeps_the_rest() {
         .arg(root().join("conf/compose/bulb.yaml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -13,7 +13,10 @@ fn conf(bs: &[&Backend], top: &str) -> String {
 }
 
 fn metric(text: &str, line_prefix: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(line_prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 #[test]
@@ -32,7 +35,15 @@ fn healthz_status_and_metrics() {
     let bs = web["backends"].as_array().unwrap();
     assert_eq!(bs.len(), 2);
     for be in bs {
-        for k in ["address", "healthy", "weight", "backup", "in_flight", "requests", "failures"] {
+        for k in [
+            "address",
+            "healthy",
+            "weight",
+            "backup",
+            "in_flight",
+            "requests",
+            "failures",
+        ] {
             assert!(!be[k].is_null(), "missing {k} in {be}");
         }
         assert_eq!(be["requests"], 5);
@@ -54,15 +65,31 @@ fn healthz_status_and_metrics() {
     ] {
         assert!(m.body.contains(name), "{name} missing:\n{}", m.body);
     }
-    let a_label = format!("bulb_requests_total{{upstream=\"web\",backend=\"{}\",status=\"200\"}}", a.addr);
+    let a_label = format!(
+        "bulb_requests_total{{upstream=\"web\",backend=\"{}\",status=\"200\"}}",
+        a.addr
+    );
     assert_eq!(metric(&m.body, &a_label), Some(5.0), "{}", m.body);
-    assert_eq!(metric(&m.body, "bulb_request_duration_seconds_count{upstream=\"web\"}"), Some(10.0));
+    assert_eq!(
+        metric(
+            &m.body,
+            "bulb_request_duration_seconds_count{upstream=\"web\"}"
+        ),
+        Some(10.0)
+    );
 
     // The health gauge drops when a backend stops.
-    let gauge = format!("bulb_backend_healthy{{upstream=\"web\",backend=\"{}\"}}", b.addr);
+    let gauge = format!(
+        "bulb_backend_healthy{{upstream=\"web\",backend=\"{}\"}}",
+        b.addr
+    );
     assert_eq!(metric(&m.body, &gauge), Some(1.0));
     b.stop();
-    assert!(wait_for(Duration::from_secs(3), || metric(&bulb.admin_get("/metrics").body, &gauge) == Some(0.0)).is_some());
+    assert!(wait_for(Duration::from_secs(3), || metric(
+        &bulb.admin_get("/metrics").body,
+        &gauge
+    ) == Some(0.0))
+    .is_some());
 }
 
 #[test]
@@ -71,7 +98,10 @@ fn admin_is_not_served_on_the_proxy_listener() {
     let bulb = Bulb::start(&conf(&[&a], "access_log: off\n"));
     for p in ["/status", "/metrics", "/healthz"] {
         let r = bulb.get(p).unwrap();
-        assert_eq!(r.body, "a", "{p} on the proxy listener must go to the backend");
+        assert_eq!(
+            r.body, "a",
+            "{p} on the proxy listener must go to the backend"
+        );
     }
 }
 
@@ -83,12 +113,25 @@ fn counters_survive_reload_and_removed_backends_disappear() {
     tally(bulb.addr, "/", 10);
     bulb.rewrite(&conf(&[&a], "access_log: off\n"));
     bulb.signal("HUP");
-    assert!(wait_for(Duration::from_secs(5), || bulb.admin_get("/status").body.contains("\"generation\": 2")).is_some());
+    assert!(wait_for(Duration::from_secs(5), || bulb
+        .admin_get("/status")
+        .body
+        .contains("\"generation\": 2"))
+    .is_some());
     let m = bulb.admin_get("/metrics").body;
-    let a_label = format!("bulb_requests_total{{upstream=\"web\",backend=\"{}\",status=\"200\"}}", a.addr);
+    let a_label = format!(
+        "bulb_requests_total{{upstream=\"web\",backend=\"{}\",status=\"200\"}}",
+        a.addr
+    );
     assert_eq!(metric(&m, &a_label), Some(5.0), "{m}");
-    assert!(!m.contains(&b.addr.to_string()), "removed backend still exported:\n{m}");
-    assert_eq!(metric(&m, "bulb_config_reloads_total{result=\"success\"}"), Some(1.0));
+    assert!(
+        !m.contains(&b.addr.to_string()),
+        "removed backend still exported:\n{m}"
+    );
+    assert_eq!(
+        metric(&m, "bulb_config_reloads_total{result=\"success\"}"),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -98,16 +141,33 @@ fn access_log_to_a_file_and_reopen_on_hup() {
     let bulb = Bulb::start(&conf(&[&a], &format!("access_log: {dir_marker}\n")));
     let log = bulb.dir.join("access.log");
     tally(bulb.addr, "/x?y=1", 3);
-    assert!(wait_for(Duration::from_secs(3), || std::fs::read_to_string(&log).map(|s| s.lines().count() == 3).unwrap_or(false)).is_some());
+    assert!(
+        wait_for(Duration::from_secs(3), || std::fs::read_to_string(&log)
+            .map(|s| s.lines().count() == 3)
+            .unwrap_or(false))
+        .is_some()
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     let line = text.lines().next().unwrap();
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
-    assert!(line.contains("\"GET /x?y=1 HTTP/1.1\" 200 1 \"-\" \"-\""), "{line}");
+    assert!(
+        line.contains("\"GET /x?y=1 HTTP/1.1\" 200 1 \"-\" \"-\""),
+        "{line}"
+    );
     assert!(line.contains(&a.addr.to_string()), "{line}");
     // logrotate: move the file away, HUP, new lines go to a new file.
     std::fs::rename(&log, bulb.dir.join("access.log.1")).unwrap();
     bulb.signal("HUP");
-    assert!(wait_for(Duration::from_secs(5), || bulb.admin_get("/status").body.contains("\"generation\": 2")).is_some());
+    assert!(wait_for(Duration::from_secs(5), || bulb
+        .admin_get("/status")
+        .body
+        .contains("\"generation\": 2"))
+    .is_some());
     tally(bulb.addr, "/", 2);
-    assert!(wait_for(Duration::from_secs(3), || std::fs::read_to_string(&log).map(|s| s.lines().count() == 2).unwrap_or(false)).is_some());
+    assert!(
+        wait_for(Duration::from_secs(3), || std::fs::read_to_string(&log)
+            .map(|s| s.lines().count() == 2)
+            .unwrap_or(false))
+        .is_some()
+    );
 }

@@ -26,6 +26,9 @@ pub struct FileConfig {
     /// Limits on client connections.
     #[serde(default)]
     pub limits: Option<LimitsFile>,
+    /// CIDRs of proxies in front of bulb whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// One listener.
@@ -209,4 +212,5 @@ pub const BULB_KEYS: &[&str] = &[
     "routes",
     "upstreams",
     "limits",
+    "trusted_proxies",
 ];

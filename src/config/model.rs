@@ -24,6 +24,65 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Client-side limits.
     pub limits: Limits,
+    /// Peers whose `X-Forwarded-For` is believed (see `proxy::real_client`).
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An IP network, `10.0.0.0/8` or `2001:db8::/32` (a bare address is /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: std::net::IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// Parse `ADDR/LEN` or `ADDR`.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, l) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, len })
+    }
+
+    /// Whether `ip` is inside this network.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::*;
+        let (a, b, bits) = match (self.addr, ip) {
+            (V4(a), V4(b)) => (
+                u128::from(u32::from(a)) << 96,
+                u128::from(u32::from(b)) << 96,
+                self.len,
+            ),
+            (V6(a), V6(b)) => (u128::from(a), u128::from(b), self.len),
+            (V6(a), V4(b)) => match a.to_ipv4_mapped() {
+                Some(a) => (
+                    u128::from(u32::from(a)) << 96,
+                    u128::from(u32::from(b)) << 96,
+                    self.len.saturating_sub(96),
+                ),
+                None => return false,
+            },
+            (V4(a), V6(b)) => match b.to_ipv4_mapped() {
+                Some(b) => (
+                    u128::from(u32::from(a)) << 96,
+                    u128::from(u32::from(b)) << 96,
+                    self.len,
+                ),
+                None => return false,
+            },
+        };
+        if bits == 0 {
+            return true;
+        }
+        let mask = u128::MAX << (128 - u32::from(bits));
+        a & mask == b & mask
+    }
 }
 
 /// A proxy listener.
@@ -235,6 +294,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.9.9.9".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nope").is_none());
+    }
 
     #[test]
     fn durations() {

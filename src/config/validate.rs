@@ -199,6 +199,21 @@ impl Validator {
         }
         let routes = self.routes(&file.routes, &names);
         let limits = self.limits(&file.limits);
+        let trusted_proxies = file
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let parsed = Cidr::parse(c);
+                if parsed.is_none() {
+                    self.err(
+                        &format!("trusted_proxies[{i}]"),
+                        format!("`{c}` is not an IP network like 10.0.0.0/8"),
+                    );
+                }
+                parsed
+            })
+            .collect();
         Config {
             source: self.file.clone(),
             server,
@@ -208,6 +223,7 @@ impl Validator {
             routes,
             upstreams,
             limits,
+            trusted_proxies,
         }
     }
 
@@ -561,7 +577,10 @@ impl Validator {
             }
             if let Some(n) = l.client_read_buffer_bytes {
                 if !(1024..=1024 * 1024).contains(&n) {
-                    self.err("limits.client_read_buffer_bytes", "client_read_buffer_bytes must be 1024 to 1048576");
+                    self.err(
+                        "limits.client_read_buffer_bytes",
+                        "client_read_buffer_bytes must be 1024 to 1048576",
+                    );
                 }
                 out.client_read_buffer_bytes = n.clamp(1024, 1024 * 1024);
             }

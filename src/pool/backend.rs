@@ -246,7 +246,10 @@ mod tests {
     #[test]
     fn timeout_ejection_outlives_a_passing_probe() {
         let s = b(false);
-        let p = Some(Passive { max_fails: 1, fail_timeout: Duration::from_secs(30) });
+        let p = Some(Passive {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(30),
+        });
         assert!(s.record_failure(p, false));
         s.record_probe(true, 1, 1);
         assert!(!s.usable(now_ms()));

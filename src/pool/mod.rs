@@ -144,7 +144,8 @@ impl Pool {
     pub fn select(&self, key: &[u8], tried: &Tried) -> Option<Arc<BackendState>> {
         let m = self.members.load();
         let now = now_ms();
-        let ok = |s: &BackendState| s.usable(now) && !tried.contains(s.addr);
+        let fresh = tried.is_empty();
+        let ok = |s: &BackendState| s.usable(now) && (fresh || !tried.contains(s.addr));
         let limit = match self.cfg.algorithm {
             Algorithm::ConsistentHash => m.all.len() * 160 + 16,
             _ => m.all.len() * 2 + 4,

@@ -116,12 +116,10 @@ impl LeastConnections {
         let mut best: Option<(&Arc<BackendState>, i64, i64)> = None;
         for i in 0..n {
             let s = &self.states[(start + i) % n];
-            if !accept(s) {
-                continue;
-            }
             let (load, w) = (s.in_flight().max(0), s.weight().max(1) as i64);
-            // load/w < best_load/best_w  <=>  load*best_w < best_load*w
-            if best.is_none_or(|(_, bl, bw)| load * bw < bl * w) {
+            // load/w < best_load/best_w  <=>  load*best_w < best_load*w;
+            // the (dearer) acceptance test runs only for a better candidate.
+            if best.is_none_or(|(_, bl, bw)| load * bw < bl * w) && accept(s) {
                 best = Some((s, load, w));
             }
         }
