@@ -20,7 +20,8 @@ ulimit -n 65536 || true
 
 pids=()
 cleanup() {
-  kill "${pids[@]}" 2>/dev/null || true
+  # SIGINT: fast stop (the Pingora floor would otherwise wait out Pingora's 300 s grace period).
+  kill -INT "${pids[@]}" 2>/dev/null || true
   [ -f /tmp/bench-haproxy.pid ] && kill "$(cat /tmp/bench-haproxy.pid)" 2>/dev/null || true
   wait 2>/dev/null || true
 }

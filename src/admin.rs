@@ -196,6 +196,18 @@ impl Admin {
                 vec![counter(&[], self.shared.access_log.dropped())],
             ),
             family(
+                "bulb_connections_refused_total",
+                "Client connections closed because max_client_connections was reached.",
+                MetricType::COUNTER,
+                vec![counter(&[], m.connections_refused.load(Relaxed))],
+            ),
+            family(
+                "bulb_requests_rejected_total",
+                "Malformed or oversized requests answered with 4xx before reaching a backend.",
+                MetricType::COUNTER,
+                vec![counter(&[], m.rejected.load(Relaxed))],
+            ),
+            family(
                 "bulb_config_generation",
                 "Generation of the running configuration.",
                 MetricType::GAUGE,

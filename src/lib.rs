@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod discovery;
+pub mod guard;
 pub mod handoff;
 pub mod health;
 pub mod metrics;

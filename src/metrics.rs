@@ -61,6 +61,10 @@ pub struct Metrics {
     pub unrouted: AtomicU64,
     /// Retries made (a further backend tried for a request).
     pub retries: AtomicU64,
+    /// Client connections closed at once because `max_client_connections` was reached.
+    pub connections_refused: AtomicU64,
+    /// Requests rejected as malformed before reaching any backend.
+    pub rejected: AtomicU64,
     /// Requests being handled right now (all upstreams).
     pub active: std::sync::Arc<std::sync::atomic::AtomicI64>,
     histograms: Mutex<HashMap<String, Arc<Histogram>>>,

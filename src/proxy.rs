@@ -176,6 +176,70 @@ fn hash_key<'a>(
     }
 }
 
+/// Why a request must be refused before it is proxied, as a status:
+/// 400 for request smuggling material (Content-Length with Transfer-Encoding,
+/// conflicting or non-numeric Content-Length, a Transfer-Encoding that does
+/// not end in chunked, control characters in header values), 431 for
+/// headers larger than `max_header_bytes` in total.
+pub fn reject_reason(req: &RequestHeader, max_header_bytes: usize) -> Option<u16> {
+    let h = &req.headers;
+    let mut total = req.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    for (k, v) in h {
+        total += k.as_str().len() + v.len() + 4;
+        if v.as_bytes()
+            .iter()
+            .any(|&b| b == 0 || b == b'\r' || b == b'\n')
+        {
+            return Some(400);
+        }
+    }
+    if total > max_header_bytes {
+        return Some(431);
+    }
+    let te = h.get_all(header::TRANSFER_ENCODING);
+    let has_te = te.iter().next().is_some();
+    let mut cl: Option<u64> = None;
+    for v in h.get_all(header::CONTENT_LENGTH) {
+        let Ok(s) = std::str::from_utf8(v.as_bytes()) else {
+            return Some(400);
+        };
+        for part in s.split(',') {
+            let p = part.trim();
+            if p.is_empty() || p.len() > 19 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Some(400);
+            }
+            let Ok(n) = p.parse::<u64>() else {
+                return Some(400);
+            };
+            if cl.is_some_and(|c| c != n) {
+                return Some(400);
+            }
+            cl = Some(n);
+        }
+    }
+    if has_te {
+        if cl.is_some() || req.version == http::Version::HTTP_10 {
+            return Some(400);
+        }
+        let last = te
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&c| c == b','))
+            .map(|t| t.trim_ascii())
+            .rfind(|t| !t.is_empty());
+        if !last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")) {
+            return Some(400);
+        }
+    }
+    None
+}
+
+/// Whether a raw HTTP/1 head has a `Content-Length` header line.
+fn raw_has_content_length(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .any(|line| line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
+}
+
 fn no_backend(tried_any: bool) -> Box<Error> {
     if tried_any {
         Error::explain(ErrorType::HTTPStatus(502), "every tried backend failed")
@@ -315,6 +379,30 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = self.shared.runtime.load();
+        let mut verdict = reject_reason(session.req_header(), rt.config.limits.max_header_bytes);
+        if verdict.is_none()
+            && session
+                .req_header()
+                .headers
+                .contains_key(header::TRANSFER_ENCODING)
+        {
+            // Pingora drops Content-Length when Transfer-Encoding is present
+            // (RFC 9112 allows that); we refuse such requests outright, so look
+            // at the raw head.
+            if let Some(h1) = session.as_downstream().as_http1() {
+                if raw_has_content_length(&h1.get_headers_raw_bytes()) {
+                    verdict = Some(400);
+                }
+            }
+        }
+        if let Some(status) = verdict {
+            // Ambiguous framing or oversized headers: answer and close, so
+            // nothing of this request (or what follows it) reaches a backend.
+            self.shared.metrics.rejected.fetch_add(1, Relaxed);
+            session.set_keepalive(None);
+            session.respond_error(status).await?;
+            return Ok(true);
+        }
         let idle = rt.config.limits.client_keepalive_timeout.as_secs().max(1);
         session.set_keepalive(Some(idle));
         let req = session.req_header();

@@ -7,6 +7,7 @@ use crate::cli::Cli;
 use crate::config::{Config, Listener};
 use crate::control::{Control, Source};
 use crate::discovery::DnsCache;
+use crate::guard::Guarded;
 use crate::handoff::Handoff;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, Shared};
@@ -61,16 +62,11 @@ pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> 
         dns,
     });
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(shared.clone()),
-        "bulb proxy",
-    );
-    if let Some(app) = proxy.app_logic_mut() {
-        let mut opts = HttpServerOptions::default();
-        opts.keepalive_request_limit = None;
-        app.server_options = Some(opts);
-    }
+    let mut app = pingora_proxy::http_proxy(&server.configuration, Proxy::new(shared.clone()));
+    let mut opts = HttpServerOptions::default();
+    opts.keepalive_request_limit = None;
+    app.server_options = Some(opts);
+    let mut proxy = Service::new("bulb proxy".to_string(), Guarded::new(app, shared.clone()));
     let buffers = L4BufferSettings::new(config_read_buffer, DEFAULT_L4_WRITE_BUFFER_SIZE);
     for l in &listeners {
         add_listener(&mut proxy, l, buffers)?;

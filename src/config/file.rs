@@ -55,8 +55,8 @@ pub struct TlsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
-    /// `IP:port`.
-    pub address: String,
+    /// `IP:port`; default `127.0.0.1:9901` (loopback only).
+    pub address: Option<String>,
 }
 
 /// `access_log:` is either a boolean (`false` = off) or a target string.
@@ -163,6 +163,10 @@ pub struct LimitsFile {
     pub client_keepalive_timeout: Option<String>,
     /// Per-connection read buffer for client connections, in bytes.
     pub client_read_buffer_bytes: Option<usize>,
+    /// Longest time from a request's first byte to the end of its head.
+    pub client_header_timeout: Option<String>,
+    /// Most client connections open at once (all listeners).
+    pub max_client_connections: Option<usize>,
 }
 
 /// Top-level keys that Pingora's `ServerConf` reads.

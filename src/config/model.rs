@@ -257,6 +257,10 @@ pub struct Limits {
     /// Per-connection read buffer for client connections (Pingora's L4
     /// buffer; its default of 64 KiB costs that much per idle client).
     pub client_read_buffer_bytes: usize,
+    /// Longest time from a request's first byte to the end of its head.
+    pub client_header_timeout: Duration,
+    /// Most client connections open at once; `None`: no limit.
+    pub max_client_connections: Option<usize>,
 }
 
 impl Default for Limits {
@@ -265,6 +269,8 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             client_keepalive_timeout: Duration::from_secs(60),
             client_read_buffer_bytes: 4 * 1024,
+            client_header_timeout: Duration::from_secs(10),
+            max_client_connections: None,
         }
     }
 }

@@ -159,10 +159,10 @@ impl Validator {
     fn config(&mut self, file: FileConfig, server: ServerConf) -> Config {
         let server = self.server(server);
         let listeners = self.listeners(&file.listeners);
-        let admin = file
-            .admin
-            .as_ref()
-            .and_then(|a| self.socket_addr("admin.address", &a.address));
+        let admin = file.admin.as_ref().and_then(|a| match &a.address {
+            Some(addr) => self.socket_addr("admin.address", addr),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
+        });
         if let Some(a) = admin {
             if listeners.iter().any(|l| l.address == a) {
                 self.err(
@@ -583,6 +583,20 @@ impl Validator {
                     );
                 }
                 out.client_read_buffer_bytes = n.clamp(1024, 1024 * 1024);
+            }
+            out.client_header_timeout = self.duration(
+                "limits.client_header_timeout",
+                &l.client_header_timeout,
+                out.client_header_timeout,
+            );
+            if let Some(n) = l.max_client_connections {
+                if n == 0 {
+                    self.err(
+                        "limits.max_client_connections",
+                        "max_client_connections must be at least 1 (omit it for no limit)",
+                    );
+                }
+                out.max_client_connections = Some(n.max(1));
             }
             out.client_keepalive_timeout = self.duration(
                 "limits.client_keepalive_timeout",

@@ -1,0 +1,284 @@
+//! Client-connection guards that Pingora 0.9 does not offer: a cap on open
+//! client connections, and a deadline for receiving a request head (the
+//! slow-loris defence; Pingora's own read timeout is per read, so a client
+//! that trickles one byte a minute would hold a connection for ever).
+//!
+//! [`Guarded`] wraps the proxy's `ServerApp`: each new connection is counted
+//! and its stream wrapped in a [`HeadDeadline`], which times reads out when
+//! a request head takes longer than `limits.client_header_timeout` from its
+//! first byte. The deadline is re-armed for every request on a keep-alive
+//! connection; idle time between requests is the keep-alive timeout's.
+
+use crate::proxy::Shared;
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType,
+};
+use pingora_core::server::ShutdownWatch;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// A `ServerApp` that applies connection limits, then hands over to `inner`.
+pub struct Guarded<A> {
+    inner: Arc<A>,
+    shared: Arc<Shared>,
+    open: Arc<AtomicI64>,
+}
+
+impl<A> Guarded<A> {
+    /// Guard `inner` with the limits of the running config in `shared`.
+    pub fn new(inner: A, shared: Arc<Shared>) -> Self {
+        Guarded {
+            inner: Arc::new(inner),
+            shared,
+            open: Arc::new(AtomicI64::new(0)),
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let limits = self.shared.runtime.load().config.limits.clone();
+        if let Some(g) = stream.as_any().downcast_ref::<HeadDeadline>() {
+            // The next request on a keep-alive connection.
+            g.rearm();
+        } else {
+            let open = self.open.fetch_add(1, Relaxed) + 1;
+            let counted = Counted(self.open.clone());
+            if limits
+                .max_client_connections
+                .is_some_and(|max| open > max as i64)
+            {
+                drop(counted);
+                self.shared
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Relaxed);
+                if stream.get_ssl().is_none() {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                }
+                Shutdown::shutdown(stream.as_mut()).await;
+                return None;
+            }
+            stream = Box::new(HeadDeadline::new(
+                stream,
+                limits.client_header_timeout,
+                counted,
+            ));
+        }
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// Decrements the open-connection count when the connection goes away.
+#[derive(Debug)]
+struct Counted(Arc<AtomicI64>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A client stream whose request head must arrive within a deadline.
+#[derive(Debug)]
+pub struct HeadDeadline {
+    inner: Stream,
+    timeout: Duration,
+    /// The head of the current request has been read completely.
+    done: AtomicBool,
+    /// A new request should re-arm the deadline on its first byte.
+    rearm: AtomicBool,
+    started: bool,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Last bytes seen, to find `\r\n\r\n` across reads.
+    tail: [u8; 3],
+    _counted: Counted,
+}
+
+impl HeadDeadline {
+    fn new(inner: Stream, timeout: Duration, counted: Counted) -> Self {
+        HeadDeadline {
+            inner,
+            timeout,
+            done: AtomicBool::new(false),
+            rearm: AtomicBool::new(false),
+            started: false,
+            sleep: None,
+            tail: [0; 3],
+            _counted: counted,
+        }
+    }
+
+    fn rearm(&self) {
+        self.rearm.store(true, Relaxed);
+    }
+
+    /// Scan newly read bytes for the end of the head.
+    fn scan(&mut self, new: &[u8]) {
+        let mut window = [0u8; 4];
+        window[..3].copy_from_slice(&self.tail);
+        for &b in new {
+            window.copy_within(1.., 0);
+            window[3] = b;
+            if &window == b"\r\n\r\n" {
+                self.done.store(true, Relaxed);
+                self.sleep = None;
+                return;
+            }
+        }
+        self.tail.copy_from_slice(&window[1..]);
+    }
+}
+
+impl AsyncRead for HeadDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.rearm.swap(false, Relaxed) {
+            this.done.store(false, Relaxed);
+            this.started = false;
+            this.tail = [0; 3];
+        }
+        if this.done.load(Relaxed) {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let filled = buf.filled();
+                if filled.len() > before {
+                    if !this.started {
+                        this.started = true;
+                        this.sleep = Some(Box::pin(tokio::time::sleep(this.timeout)));
+                    }
+                    this.scan(&filled[before..]);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                if let Some(s) = this.sleep.as_mut() {
+                    if s.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "request head not received within client_header_timeout",
+                        )));
+                    }
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for HeadDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeadDeadline {
+    async fn shutdown(&mut self) {
+        Shutdown::shutdown(self.inner.as_mut()).await
+    }
+}
+
+impl UniqueID for HeadDeadline {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadDeadline {
+    fn get_ssl(&self) -> Option<&pingora_core::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<pingora_core::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<pingora_core::protocols::ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadDeadline {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadDeadline {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, d: ProxyDigest) {
+        self.inner.set_proxy_digest(d)
+    }
+}
+
+impl GetSocketDigest for HeadDeadline {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, d: SocketDigest) {
+        self.inner.set_socket_digest(d)
+    }
+}
+
+#[async_trait]
+impl Peek for HeadDeadline {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
