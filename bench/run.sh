@@ -48,9 +48,10 @@ for p in 9101 8081 8082 8083 8084; do
 done
 sleep 1
 
-systems=(nginx haproxy bulb floor)
+# SYSTEMS="bulb" / WORKLOADS="/|keep-alive" narrow a run; BULB_ACCESS_LOG=/path turns bulb's access log on.
+read -r -a systems <<< "${SYSTEMS:-nginx haproxy bulb floor}"
 declare -A port=([nginx]=8081 [haproxy]=8082 [bulb]=8083 [floor]=8084)
-workloads=("/|keep-alive" "/16k|keep-alive" "/|close")
+read -r -a workloads <<< "${WORKLOADS:-/|keep-alive /16k|keep-alive /|close}"
 RES="$W/results.txt"; : > "$RES"
 
 to_ms() { # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
@@ -80,6 +81,7 @@ declare -A mempid=([nginx]=$nginx_worker [haproxy]=$haproxy_pid [bulb]=$BULB [fl
 MEM="$W/mem.txt"; : > "$MEM"
 for s in "${systems[@]}"; do
   before=$(rss_kb "${mempid[$s]}")
+  [ "$IDLE" -gt 0 ] || continue
   coproc IDLEC { python3 "$B/idle_conns.py" 127.0.0.1 "${port[$s]}" "$IDLE"; }
   read -r ready n <&"${IDLEC[0]}" || true
   sleep 1
