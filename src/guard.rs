@@ -109,7 +109,8 @@ pub struct HeadDeadline {
     done: AtomicBool,
     /// A new request should re-arm the deadline on its first byte.
     rearm: AtomicBool,
-    started: bool,
+    /// When the current head must be complete (set by its first byte).
+    deadline: Option<tokio::time::Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Last bytes seen, to find `\r\n\r\n` across reads.
     tail: [u8; 3],
@@ -123,7 +124,7 @@ impl HeadDeadline {
             timeout,
             done: AtomicBool::new(false),
             rearm: AtomicBool::new(false),
-            started: false,
+            deadline: None,
             sleep: None,
             tail: [0; 3],
             _counted: counted,
@@ -134,21 +135,38 @@ impl HeadDeadline {
         self.rearm.store(true, Relaxed);
     }
 
-    /// Scan newly read bytes for the end of the head.
     fn scan(&mut self, new: &[u8]) {
-        let mut window = [0u8; 4];
-        window[..3].copy_from_slice(&self.tail);
-        for &b in new {
-            window.copy_within(1.., 0);
-            window[3] = b;
-            if &window == b"\r\n\r\n" {
-                self.done.store(true, Relaxed);
-                self.sleep = None;
-                return;
-            }
+        if head_end(&mut self.tail, new) {
+            self.done.store(true, Relaxed);
+            self.deadline = None;
+            self.sleep = None;
         }
-        self.tail.copy_from_slice(&window[1..]);
     }
+}
+
+/// Whether `new` completes a request head (`\r\n\r\n`), given the last
+/// three bytes read before it in `tail` (updated). Only `\n` positions are
+/// examined.
+fn head_end(tail: &mut [u8; 3], new: &[u8]) -> bool {
+    let at = |i: isize| {
+        if i >= 0 {
+            new[i as usize]
+        } else {
+            tail[(3 + i) as usize]
+        }
+    };
+    let mut from = 0;
+    while let Some(off) = new[from..].iter().position(|&b| b == b'\n') {
+        let i = (from + off) as isize;
+        if at(i - 1) == b'\r' && at(i - 2) == b'\n' && at(i - 3) == b'\r' {
+            return true;
+        }
+        from += off + 1;
+    }
+    for &b in new.iter().skip(new.len().saturating_sub(3)) {
+        *tail = [tail[1], tail[2], b];
+    }
+    false
 }
 
 impl AsyncRead for HeadDeadline {
@@ -160,7 +178,7 @@ impl AsyncRead for HeadDeadline {
         let this = &mut *self;
         if this.rearm.swap(false, Relaxed) {
             this.done.store(false, Relaxed);
-            this.started = false;
+            this.deadline = None;
             this.tail = [0; 3];
         }
         if this.done.load(Relaxed) {
@@ -171,17 +189,24 @@ impl AsyncRead for HeadDeadline {
             Poll::Ready(Ok(())) => {
                 let filled = buf.filled();
                 if filled.len() > before {
-                    if !this.started {
-                        this.started = true;
-                        this.sleep = Some(Box::pin(tokio::time::sleep(this.timeout)));
+                    if this.deadline.is_none() {
+                        this.deadline = Some(tokio::time::Instant::now() + this.timeout);
                     }
                     this.scan(&filled[before..]);
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if let Some(s) = this.sleep.as_mut() {
-                    if s.as_mut().poll(cx).is_ready() {
+                // Most heads arrive in one read; a timer is set only for one
+                // that is still incomplete when the socket runs dry.
+                if let Some(deadline) = this.deadline {
+                    let sleep = this
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    if sleep.deadline() != deadline {
+                        sleep.as_mut().reset(deadline);
+                    }
+                    if sleep.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "request head not received within client_header_timeout",
@@ -280,5 +305,31 @@ impl GetSocketDigest for HeadDeadline {
 impl Peek for HeadDeadline {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_end;
+
+    #[test]
+    fn finds_the_end_of_a_head_across_reads() {
+        let whole = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        for split in 0..whole.len() {
+            let mut tail = [0; 3];
+            let (a, b) = whole.split_at(split);
+            let found = head_end(&mut tail, a) || head_end(&mut tail, b);
+            assert!(found, "split at {split}");
+        }
+        let mut tail = [0; 3];
+        assert!(!head_end(&mut tail, b"GET / HTTP/1.1\r\nHost: a\r\n"));
+        assert!(head_end(&mut tail, b"\r\n"));
+        let mut tail = [0; 3];
+        for b in b"X-A: 1\r\n\r" {
+            assert!(!head_end(&mut tail, &[*b]));
+        }
+        assert!(head_end(&mut tail, b"\n"));
+        let mut tail = [0; 3];
+        assert!(!head_end(&mut tail, b"\n\n\r\r\n"));
     }
 }

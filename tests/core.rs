@@ -131,6 +131,10 @@ fn tcp_health_check_ejects_and_readmits() {
         "backend not marked down: {}",
         bulb.admin_get("/status").body
     );
+    eprintln!(
+        "active tcp check (200ms x 2): marked down {:?} after stop",
+        t.elapsed()
+    );
     assert!(
         t.elapsed() < Duration::from_millis(1500),
         "took {:?}",
@@ -142,6 +146,7 @@ fn tcp_health_check_ejects_and_readmits() {
     let back = wait_for(Duration::from_secs(3), || {
         tally(bulb.addr, "/", 4).contains_key("b")
     });
+    eprintln!("active tcp check (200ms, healthy_after 2): traffic again {back:?} after restart");
     assert!(back.is_some(), "backend did not get traffic again");
 }
 

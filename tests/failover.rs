@@ -39,6 +39,13 @@ fn killing_a_backend_mid_load_loses_nothing() {
     bs[1].stop();
     std::thread::sleep(Duration::from_millis(1500));
     let st = load.finish();
+    eprintln!(
+        "mid-load kill: {} requests, {} non-2xx, {} socket errors, by backend {:?}",
+        st.ok + st.non2xx + st.errors,
+        st.non2xx,
+        st.errors,
+        st.by_body
+    );
     assert_eq!(st.non2xx, 0, "{st:?}");
     assert_eq!(st.errors, 0, "{st:?}");
     assert!(st.ok > 100, "{st:?}");
@@ -142,6 +149,10 @@ fn passive_ejection_and_readmission() {
     assert!(wait_for(Duration::from_secs(4), || tally(bulb.addr, "/", 4)
         .contains_key("b"))
     .is_some());
+    eprintln!(
+        "passive: ejected after 2 failures; readmitted {:?} after restart (fail_timeout 1s)",
+        t.elapsed()
+    );
     assert!(
         t.elapsed() >= Duration::from_millis(500),
         "readmitted before fail_timeout: {:?}",
