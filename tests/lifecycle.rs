@@ -15,32 +15,17 @@ fn conf(bs: &[&Backend], extra: &str) -> String {
     )
 }
 
-fn generation(b: &Bulb) -> u64 {
-    let s = b.admin_get("/status").body;
-    let i = s.find("\"generation\": ").expect("generation") + 14;
-    s[i..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn reload_swaps_backends_under_load_without_errors() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
     let bulb = Bulb::start(&conf(&[&a], ""));
-    assert_eq!(generation(&bulb), 1);
+    assert_eq!(bulb.generation(), 1);
     let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
     bulb.rewrite(&conf(&[&b], ""));
     bulb.signal("HUP");
-    assert!(
-        wait_for(Duration::from_secs(5), || generation(&bulb) == 2).is_some(),
-        "{}",
-        bulb.logs()
-    );
+    assert!(bulb.wait_generation(2), "{}", bulb.logs());
     let before = b.hits();
     std::thread::sleep(Duration::from_millis(500));
     let st = load.finish();
@@ -70,7 +55,7 @@ fn invalid_reload_keeps_the_old_config() {
     std::thread::sleep(Duration::from_millis(300));
     let st = load.finish();
     assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
-    assert_eq!(generation(&bulb), 1);
+    assert_eq!(bulb.generation(), 1);
     assert_eq!(bulb.get("/").unwrap().body, "a");
     let logs = bulb.logs();
     assert!(
@@ -93,7 +78,7 @@ fn reload_keeps_health_state_and_probes_new_backends_first() {
     down.restart();
     bulb.rewrite(&conf(&[&a, &down, &fresh], hc));
     bulb.signal("HUP");
-    assert!(wait_for(Duration::from_secs(5), || generation(&bulb) == 2).is_some());
+    assert!(bulb.wait_generation(2));
     let m = tally(bulb.addr, "/", 30);
     assert_eq!(
         m.get("a"),

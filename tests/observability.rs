@@ -113,11 +113,7 @@ fn counters_survive_reload_and_removed_backends_disappear() {
     tally(bulb.addr, "/", 10);
     bulb.rewrite(&conf(&[&a], "access_log: off\n"));
     bulb.signal("HUP");
-    assert!(wait_for(Duration::from_secs(5), || bulb
-        .admin_get("/status")
-        .body
-        .contains("\"generation\": 2"))
-    .is_some());
+    assert!(bulb.wait_generation(2));
     let m = bulb.admin_get("/metrics").body;
     let a_label = format!(
         "bulb_requests_total{{upstream=\"web\",backend=\"{}\",status=\"200\"}}",
@@ -158,11 +154,7 @@ fn access_log_to_a_file_and_reopen_on_hup() {
     // logrotate: move the file away, HUP, new lines go to a new file.
     std::fs::rename(&log, bulb.dir.join("access.log.1")).unwrap();
     bulb.signal("HUP");
-    assert!(wait_for(Duration::from_secs(5), || bulb
-        .admin_get("/status")
-        .body
-        .contains("\"generation\": 2"))
-    .is_some());
+    assert!(bulb.wait_generation(2));
     tally(bulb.addr, "/", 2);
     assert!(
         wait_for(Duration::from_secs(3), || std::fs::read_to_string(&log)

@@ -490,6 +490,18 @@ impl Bulb {
         get(self.addr, path)
     }
 
+    /// The config generation `/status` reports.
+    pub fn generation(&self) -> u64 {
+        let s = self.admin_get("/status").body;
+        let v: serde_json::Value = serde_json::from_str(&s).expect("status JSON");
+        v["generation"].as_u64().expect("generation")
+    }
+
+    /// Wait until a reload has produced generation `n`.
+    pub fn wait_generation(&self, n: u64) -> bool {
+        wait_for(Duration::from_secs(5), || self.generation() == n).is_some()
+    }
+
     pub fn admin_get(&self, path: &str) -> Resp {
         get(self.admin, path).expect("admin request")
     }
