@@ -8,11 +8,17 @@
 //! a request head takes longer than `limits.client_header_timeout` from its
 //! first byte. The deadline is re-armed for every request on a keep-alive
 //! connection; idle time between requests is the keep-alive timeout's.
+//!
+//! It also drives HTTP/1 one request at a time, so that an idle keep-alive
+//! connection waits in a small future of ours rather than in Pingora's
+//! per-connection one (about 40 KB vs 18 KB per idle client, measured).
 
 use crate::proxy::Shared;
 use async_trait::async_trait;
-use pingora_core::apps::ServerApp;
+use pingora_core::apps::{HttpServerApp, ServerApp};
+use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::ALPN;
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType,
@@ -21,7 +27,7 @@ use pingora_core::server::ShutdownWatch;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -46,16 +52,18 @@ impl<A> Guarded<A> {
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
     async fn process_new(
         self: &Arc<Self>,
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let limits = self.shared.runtime.load().config.limits.clone();
-        if let Some(g) = stream.as_any().downcast_ref::<HeadDeadline>() {
+        let (mut guarded, idle) = if stream.as_any().is::<HeadDeadline>() {
             // The next request on a keep-alive connection.
+            let mut g = stream.into_any().downcast::<HeadDeadline>().ok()?;
             g.rearm();
+            (g, limits.client_keepalive_timeout)
         } else {
             let open = self.open.fetch_add(1, Relaxed) + 1;
             let counted = Counted(self.open.clone());
@@ -76,13 +84,29 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 Shutdown::shutdown(stream.as_mut()).await;
                 return None;
             }
-            stream = Box::new(HeadDeadline::new(
+            let g = Box::new(HeadDeadline::new(
                 stream,
                 limits.client_header_timeout,
                 counted,
             ));
+            (g, limits.client_header_timeout)
+        };
+        if matches!(guarded.selected_alpn_proto(), Some(ALPN::H2)) {
+            // HTTP/2 multiplexes requests inside one long-lived session.
+            return ServerApp::process_new(&self.inner, guarded, shutdown).await;
         }
-        self.inner.process_new(stream, shutdown).await
+        if !guarded.wait_for_request(idle, shutdown).await {
+            return None;
+        }
+        // One HTTP/1 request per call. Pingora's own `process_new` keeps a
+        // keep-alive connection inside its (large) per-connection future while
+        // it waits for the next request; handing the stream back to the
+        // service loop instead lets an idle connection wait in
+        // `wait_for_request`, at a fraction of the memory.
+        let mut session = ServerSession::new_http1(guarded);
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        let reused = self.inner.process_new_http(session, shutdown).await?;
+        Some(reused.consume().0)
     }
 
     async fn cleanup(&self) {
@@ -106,9 +130,7 @@ pub struct HeadDeadline {
     inner: Stream,
     timeout: Duration,
     /// The head of the current request has been read completely.
-    done: AtomicBool,
-    /// A new request should re-arm the deadline on its first byte.
-    rearm: AtomicBool,
+    done: bool,
     /// When the current head must be complete (set by its first byte).
     deadline: Option<tokio::time::Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -122,8 +144,7 @@ impl HeadDeadline {
         HeadDeadline {
             inner,
             timeout,
-            done: AtomicBool::new(false),
-            rearm: AtomicBool::new(false),
+            done: false,
             deadline: None,
             sleep: None,
             tail: [0; 3],
@@ -131,13 +152,37 @@ impl HeadDeadline {
         }
     }
 
-    fn rearm(&self) {
-        self.rearm.store(true, Relaxed);
+    /// A new request on the same connection: its head gets a fresh deadline.
+    fn rearm(&mut self) {
+        self.done = false;
+        self.deadline = None;
+        self.sleep = None;
+        self.tail = [0; 3];
+    }
+
+    /// Wait, cheaply, until the client sends something: Pingora's per-
+    /// connection task is large (tens of KB), so an idle connection should
+    /// not be inside it. False when the client went away, stayed silent for
+    /// `idle`, or the server is shutting down: the connection is closed.
+    async fn wait_for_request(&mut self, idle: Duration, shutdown: &ShutdownWatch) -> bool {
+        let mut sd = shutdown.clone();
+        if *sd.borrow() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        tokio::select! {
+            r = tokio::time::timeout(idle, self.inner.try_peek(&mut byte)) => {
+                // Ok(true): data is waiting (and was put back); Ok(false): this
+                // stream cannot peek (TLS), let Pingora read it.
+                matches!(r, Ok(Ok(_)))
+            }
+            _ = sd.changed() => false,
+        }
     }
 
     fn scan(&mut self, new: &[u8]) {
         if head_end(&mut self.tail, new) {
-            self.done.store(true, Relaxed);
+            self.done = true;
             self.deadline = None;
             self.sleep = None;
         }
@@ -176,12 +221,7 @@ impl AsyncRead for HeadDeadline {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.rearm.swap(false, Relaxed) {
-            this.done.store(false, Relaxed);
-            this.deadline = None;
-            this.tail = [0; 3];
-        }
-        if this.done.load(Relaxed) {
+        if this.done {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         let before = buf.filled().len();

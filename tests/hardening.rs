@@ -295,3 +295,38 @@ fn connection_limit_answers_cleanly() {
         .and_then(|v| v.parse::<f64>().ok());
     assert!(refused.is_some_and(|n| n >= 1.0), "{m}");
 }
+
+#[test]
+fn idle_keepalive_connections_are_closed_after_the_timeout_and_on_stop() {
+    let a = Backend::start("a", Mode::Ok);
+    let mut bulb = Bulb::start(&conf(&[&a], "limits: {client_keepalive_timeout: 1s}\n"));
+    let open_idle = || {
+        let mut s = TcpStream::connect(bulb.addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    };
+    // A second request on the same connection still works...
+    let mut s = open_idle();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // ...and an idle one is closed after client_keepalive_timeout.
+    let t = Instant::now();
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "expected EOF");
+    let e = t.elapsed();
+    assert!(
+        e >= Duration::from_millis(800) && e < Duration::from_millis(3000),
+        "closed after {e:?}"
+    );
+    // SIGTERM with idle keep-alive clients: they are closed and bulb exits quickly.
+    let idle: Vec<TcpStream> = (0..20).map(|_| open_idle()).collect();
+    bulb.signal("TERM");
+    let took = bulb.wait_exit(Duration::from_secs(5)).expect("exit");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    drop(idle);
+}
