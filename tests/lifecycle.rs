@@ -255,3 +255,34 @@ fn conf_yaml_for(a: &Backend) -> String {
         backends_yaml(&[a])
     )
 }
+
+#[test]
+fn reload_removing_a_listener_closes_it_and_keeps_the_rest() {
+    let a = Backend::start("a", Mode::Ok);
+    let second: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let base = conf(&[&a], "");
+    let two = base.replace(
+        "listeners: [{address: \"{LISTEN}\"}]",
+        &format!("listeners: [{{address: \"{{LISTEN}}\"}}, {{address: \"{second}\"}}]"),
+    );
+    let bulb = Bulb::start(&two);
+    assert_eq!(get(second, "/").unwrap().body, "a");
+    let load = Load::start(bulb.addr, 2, Duration::from_secs(20));
+    bulb.rewrite(&base);
+    bulb.signal("HUP");
+    let closed = wait_for(Duration::from_secs(15), || {
+        TcpStream::connect(second).is_err()
+    });
+    assert!(
+        closed.is_some(),
+        "removed listener still accepts: {}",
+        bulb.logs()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let st = load.finish();
+    assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
+    assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
+    let mut bulb = bulb;
+    assert!(bulb.wait_exit(Duration::from_secs(10)).is_some());
+    kill_by_port(&bulb);
+}
