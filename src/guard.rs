@@ -13,6 +13,7 @@
 //! connection waits in a small future of ours rather than in Pingora's
 //! per-connection one (about 40 KB vs 18 KB per idle client, measured).
 
+use crate::metrics::InFlight;
 use crate::proxy::Shared;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, ServerApp};
@@ -59,7 +60,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let limits = self.shared.runtime.load().config.limits.clone();
-        let (mut guarded, idle) = if stream.as_any().is::<HeadDeadline>() {
+        let first = !stream.as_any().is::<HeadDeadline>();
+        let (mut guarded, idle) = if !first {
             // The next request on a keep-alive connection.
             let mut g = stream.into_any().downcast::<HeadDeadline>().ok()?;
             g.rearm();
@@ -95,7 +97,12 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             // HTTP/2 multiplexes requests inside one long-lived session.
             return ServerApp::process_new(&self.inner, guarded, shutdown).await;
         }
-        if !guarded.wait_for_request(idle, shutdown).await {
+        // A new connection counts as in flight until its first request is
+        // done: a stopping bulb must not close it before the request arrives.
+        // An idle keep-alive connection is closed at once when stopping.
+        let _first = first.then(|| InFlight::new(&self.shared.metrics.active));
+        let stop = (!first).then_some(shutdown);
+        if !guarded.wait_for_request(idle, stop).await {
             return None;
         }
         // One HTTP/1 request per call. Pingora's own `process_new` keeps a
@@ -164,18 +171,20 @@ impl HeadDeadline {
     /// connection task is large (tens of KB), so an idle connection should
     /// not be inside it. False when the client went away, stayed silent for
     /// `idle`, or the server is shutting down: the connection is closed.
-    async fn wait_for_request(&mut self, idle: Duration, shutdown: &ShutdownWatch) -> bool {
+    async fn wait_for_request(&mut self, idle: Duration, stop: Option<&ShutdownWatch>) -> bool {
+        let mut byte = [0u8; 1];
+        let peek = tokio::time::timeout(idle, self.inner.try_peek(&mut byte));
+        // Ok(Ok(true)): data is waiting (and was put back); Ok(Ok(false)):
+        // this stream cannot peek (TLS), let Pingora read it.
+        let Some(shutdown) = stop else {
+            return matches!(peek.await, Ok(Ok(_)));
+        };
         let mut sd = shutdown.clone();
         if *sd.borrow() {
             return false;
         }
-        let mut byte = [0u8; 1];
         tokio::select! {
-            r = tokio::time::timeout(idle, self.inner.try_peek(&mut byte)) => {
-                // Ok(true): data is waiting (and was put back); Ok(false): this
-                // stream cannot peek (TLS), let Pingora read it.
-                matches!(r, Ok(Ok(_)))
-            }
+            r = peek => matches!(r, Ok(Ok(_))),
             _ = sd.changed() => false,
         }
     }

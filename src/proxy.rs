@@ -3,7 +3,7 @@
 
 use crate::access_log::{AccessLog, Entry};
 use crate::config::{Algorithm, Cidr, HashKey};
-use crate::metrics::Metrics;
+use crate::metrics::{InFlight, Metrics};
 use crate::pool::{BackendState, Pool, Tried};
 use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
@@ -15,7 +15,7 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,19 +43,9 @@ impl Proxy {
     }
 }
 
-/// Counts a request as active for as long as it lives, even when its task
-/// is cancelled.
-struct ActiveGuard(Arc<AtomicI64>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-}
-
 /// Per-request state.
 pub struct Ctx {
-    _active: ActiveGuard,
+    _active: InFlight,
     start: Instant,
     pool: Option<Arc<Pool>>,
     backend: Option<Arc<BackendState>>,
@@ -362,10 +352,8 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        let active = self.shared.metrics.active.clone();
-        active.fetch_add(1, Relaxed);
         Ctx {
-            _active: ActiveGuard(active),
+            _active: InFlight::new(&self.shared.metrics.active),
             start: Instant::now(),
             pool: None,
             backend: None,
