@@ -45,7 +45,6 @@ enum Msg {
 /// Handle to the access log; cheap to share.
 pub struct AccessLog {
     tx: ArcSwapOption<SyncSender<Msg>>,
-    enabled: std::sync::atomic::AtomicBool,
     dropped: Arc<AtomicU64>,
 }
 
@@ -56,7 +55,6 @@ impl AccessLog {
     pub fn new(target: &Target) -> Self {
         let log = AccessLog {
             tx: ArcSwapOption::empty(),
-            enabled: false.into(),
             dropped: Arc::new(AtomicU64::new(0)),
         };
         log.retarget(target);
@@ -82,7 +80,6 @@ impl AccessLog {
                 }
             }
         };
-        self.enabled.store(tx.is_some(), Relaxed);
         self.tx.store(tx.map(Arc::new));
     }
 
@@ -95,7 +92,7 @@ impl AccessLog {
 
     /// Whether lines are being written.
     pub fn enabled(&self) -> bool {
-        self.enabled.load(Relaxed)
+        self.tx.load().is_some()
     }
 
     /// Lines dropped so far because the writer was behind.

@@ -4,6 +4,7 @@
 use crate::config::{self, Config, ConfigError};
 use crate::discovery::{self, DnsDiscovery};
 use crate::health::{self, Prober};
+use crate::pool::Pool;
 use crate::proxy::Shared;
 use crate::runtime::Runtime;
 use async_trait::async_trait;
@@ -95,14 +96,17 @@ impl Control {
         }
     }
 
+    /// Name resolution for the backends of `p`, sharing the process-wide cache.
+    fn discovery_for(&self, p: &Pool) -> DnsDiscovery {
+        DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone())
+    }
+
     /// Resolve names and probe backends of `rt` once, so that it starts
     /// with what is known to be up.
     async fn warm_up(&self, rt: &Runtime) {
         let jobs = rt.pools.iter().map(|p| async move {
             if p.has_hostnames() {
-                let d =
-                    DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone());
-                discovery::refresh(p, &d).await;
+                discovery::refresh(p, &self.discovery_for(p)).await;
             }
             if let Some(h) = &p.cfg.health_check {
                 Prober::new(h).probe_pool(p, true).await;
@@ -115,9 +119,7 @@ impl Control {
     fn spawn_tasks(&self, rt: &Runtime) {
         for p in &rt.pools {
             if p.has_hostnames() {
-                let d =
-                    DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone());
-                tokio::spawn(discovery::run(p.clone(), d));
+                tokio::spawn(discovery::run(p.clone(), self.discovery_for(p)));
             }
             if let Some(h) = &p.cfg.health_check {
                 tokio::spawn(health::run(p.clone(), Prober::new(h)));

@@ -49,6 +49,8 @@ pub struct Ctx {
     start: Instant,
     pool: Option<Arc<Pool>>,
     backend: Option<Arc<BackendState>>,
+    /// The client address, resolved once (trusted proxies applied).
+    client: Option<IpAddr>,
     /// The last backend tried, for counting and the access log.
     backend_for_log: Option<Arc<BackendState>>,
     tried: Tried,
@@ -169,19 +171,14 @@ fn hash_key<'a>(
 /// Why a request must be refused before it is proxied, as a status:
 /// 400 for request smuggling material (Content-Length with Transfer-Encoding,
 /// conflicting or non-numeric Content-Length, a Transfer-Encoding that does
-/// not end in chunked, control characters in header values), 431 for
+/// not end in chunked; control characters never get this far: the parsers
+/// and `HeaderValue` refuse them), 431 for
 /// headers larger than `max_header_bytes` in total.
 pub fn reject_reason(req: &RequestHeader, max_header_bytes: usize) -> Option<u16> {
     let h = &req.headers;
     let mut total = req.uri.path_and_query().map_or(1, |p| p.as_str().len());
     for (k, v) in h {
         total += k.as_str().len() + v.len() + 4;
-        if v.as_bytes()
-            .iter()
-            .any(|&b| b == 0 || b == b'\r' || b == b'\n')
-        {
-            return Some(400);
-        }
     }
     if total > max_header_bytes {
         return Some(431);
@@ -241,14 +238,14 @@ fn no_backend(tried_any: bool) -> Box<Error> {
 /// The forwarding edits made to every request before it goes upstream:
 /// drop hop-by-hop headers (and those `Connection` names; `Upgrade` stays for
 /// a protocol switch), append the peer to `X-Forwarded-For`, set `X-Real-IP`
-/// and `X-Forwarded-Proto`. `X-Real-IP` is the peer, or, when the peer is a
-/// trusted proxy, the nearest untrusted address in `X-Forwarded-For`.
+/// and `X-Forwarded-Proto`. `X-Real-IP` is `client`: the peer, or what
+/// [`real_client`] found behind a trusted proxy.
 pub fn edit_request_headers(
     req: &mut RequestHeader,
     peer: Option<IpAddr>,
+    client: Option<IpAddr>,
     upgrade: bool,
     tls: bool,
-    trusted: &[Cidr],
 ) -> Result<()> {
     for n in strip_hop_by_hop(&req.headers, upgrade) {
         req.remove_header(&n);
@@ -264,11 +261,6 @@ pub fn edit_request_headers(
         }
     }
     if let Some(ip) = peer {
-        let real = real_client(
-            ip,
-            req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
-            trusted,
-        );
         let ip = ip.to_string();
         let xff = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
             Some(prev) if !prev.is_empty() => {
@@ -283,10 +275,10 @@ pub fn edit_request_headers(
         if let Some(xff) = xff {
             req.insert_header(X_FORWARDED_FOR.clone(), xff)?;
         }
-        if real == peer {
+        if client == peer {
             req.insert_header(X_REAL_IP.clone(), ip)?;
-        } else if let Some(r) = real {
-            req.insert_header(X_REAL_IP.clone(), r.to_string())?;
+        } else if let Some(c) = client {
+            req.insert_header(X_REAL_IP.clone(), c.to_string())?;
         }
     }
     let proto = if tls { "https" } else { "http" };
@@ -358,6 +350,7 @@ impl ProxyHttp for Proxy {
             pool: None,
             backend: None,
             backend_for_log: None,
+            client: None,
             tried: Tried::default(),
             attempts: 0,
             response_started: false,
@@ -394,6 +387,9 @@ impl ProxyHttp for Proxy {
         let idle = rt.config.limits.client_keepalive_timeout.as_secs().max(1);
         session.set_keepalive(Some(idle));
         let req = session.req_header();
+        let xff = req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes());
+        ctx.client =
+            client_ip(session).and_then(|p| real_client(p, xff, &rt.config.trusted_proxies));
         let pool = rt
             .route(request_host(req), req.uri.path().as_bytes())
             .cloned();
@@ -426,11 +422,12 @@ impl ProxyHttp for Proxy {
         }
         let mut buf = [0u8; 16];
         let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
-            let req = session.req_header();
-            let trusted = &self.shared.runtime.load().config.trusted_proxies;
-            let xff = req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes());
-            let ip = client_ip(session).and_then(|p| real_client(p, xff, trusted));
-            hash_key(&pool.cfg.hash_key, req, ip, &mut buf)
+            hash_key(
+                &pool.cfg.hash_key,
+                session.req_header(),
+                ctx.client,
+                &mut buf,
+            )
         } else {
             b""
         };
@@ -448,16 +445,15 @@ impl ProxyHttp for Proxy {
         &self,
         session: &mut Session,
         req: &mut RequestHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
-        let rt = self.shared.runtime.load();
         let upgrade = session.is_upgrade_req();
         edit_request_headers(
             req,
             client_ip(session),
+            ctx.client,
             upgrade,
             is_tls(session),
-            &rt.config.trusted_proxies,
         )
     }
 
