@@ -341,13 +341,18 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Resp> {
     get_with(addr, path, &[])
 }
 
-/// A free port on 127.0.0.1 (bound and released).
+/// A free port on 127.0.0.1, below the kernel's ephemeral range so that the
+/// client sockets of a load run cannot take it before bulb binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id()) * 7919;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + ((seed + n * 104_729) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn tempdir() -> PathBuf {
@@ -444,8 +449,11 @@ impl Bulb {
 
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let conf = std::fs::read_to_string(&self.conf).unwrap_or_default();
+        let has_admin = conf.contains(&self.admin.to_string());
+        let up = |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok();
         loop {
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+            if up(&self.addr) && (!has_admin || up(&self.admin)) {
                 return;
             }
             assert!(
