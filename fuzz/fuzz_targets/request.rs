@@ -1,4 +1,5 @@
-//! Fuzz bulb's own request-path logic on parsed requests: the smuggling and
+//! Fuzz bulb's own request-path logic on parsed requests: the framing, target,
+//! Host and Expect checks with their normalisation, the smuggling and
 //! size checks, the forwarding-header edits with trusted proxies, and routing.
 #![no_main]
 use bulb::config::Cidr;
@@ -21,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = bulb::proxy::reject_reason(&req, 16 * 1024);
+    if let Ok(plan) = bulb::proxy::checks::check(&req, false, 16 * 1024) {
+        let mut normalised = req.clone();
+        let _ = bulb::proxy::checks::normalise(&mut normalised, &plan);
+    }
     let trusted = [Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("127.0.0.1").unwrap()];
     let peer = "127.0.0.1".parse().unwrap();
     let xff = req.headers.get("x-forwarded-for").map(|v| v.as_bytes().to_vec());

@@ -167,6 +167,10 @@ pub struct LimitsFile {
     pub client_header_timeout: Option<String>,
     /// Most client connections open at once (all listeners).
     pub max_client_connections: Option<usize>,
+    /// Request bodies up to this size are read whole before a backend is chosen.
+    pub request_buffer_bytes: Option<usize>,
+    /// Longest wait for the next piece of a request body being buffered.
+    pub client_body_timeout: Option<String>,
 }
 
 /// Top-level keys that Pingora's `ServerConf` reads.

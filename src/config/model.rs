@@ -261,6 +261,11 @@ pub struct Limits {
     pub client_header_timeout: Duration,
     /// Most client connections open at once; `None`: no limit.
     pub max_client_connections: Option<usize>,
+    /// Request bodies up to this size are read and checked whole before a
+    /// backend is chosen (0: every body streams).
+    pub request_buffer_bytes: usize,
+    /// Longest wait for the next piece of a request body being buffered.
+    pub client_body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -271,6 +276,8 @@ impl Default for Limits {
             client_read_buffer_bytes: 4 * 1024,
             client_header_timeout: Duration::from_secs(10),
             max_client_connections: None,
+            request_buffer_bytes: 64 * 1024,
+            client_body_timeout: Duration::from_secs(60),
         }
     }
 }

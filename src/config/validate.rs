@@ -603,6 +603,21 @@ impl Validator {
                 &l.client_keepalive_timeout,
                 out.client_keepalive_timeout,
             );
+            if let Some(n) = l.request_buffer_bytes {
+                let max = crate::proxy::body::MAX_BUFFER;
+                if n > max {
+                    self.err(
+                        "limits.request_buffer_bytes",
+                        format!("request_buffer_bytes must be 0 to {max} (Pingora's request retry buffer)"),
+                    );
+                }
+                out.request_buffer_bytes = n.min(max);
+            }
+            out.client_body_timeout = self.duration(
+                "limits.client_body_timeout",
+                &l.client_body_timeout,
+                out.client_body_timeout,
+            );
         }
         out
     }

@@ -2,6 +2,8 @@
 //! with ephemeral ports, and a small raw HTTP/1.1 client.
 #![allow(dead_code)]
 
+pub mod recorder;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -1,5 +1,9 @@
-//! The request path: route, pick a backend, edit headers, retry, map errors
-//! to statuses, count and log. This is the `ProxyHttp` Pingora drives.
+//! The request path: check, route, buffer the body, pick a backend, edit
+//! headers, retry, map errors to statuses, count and log. This is the
+//! `ProxyHttp` Pingora drives.
+
+pub mod body;
+pub mod checks;
 
 use crate::access_log::{AccessLog, Entry};
 use crate::config::{Algorithm, Cidr, HashKey};
@@ -168,63 +172,29 @@ fn hash_key<'a>(
     }
 }
 
-/// Why a request must be refused before it is proxied, as a status:
-/// 400 for request smuggling material (Content-Length with Transfer-Encoding,
-/// conflicting or non-numeric Content-Length, a Transfer-Encoding that does
-/// not end in chunked; control characters never get this far: the parsers
-/// and `HeaderValue` refuse them), 431 for
-/// headers larger than `max_header_bytes` in total.
-pub fn reject_reason(req: &RequestHeader, max_header_bytes: usize) -> Option<u16> {
-    let h = &req.headers;
-    let mut total = req.uri.path_and_query().map_or(1, |p| p.as_str().len());
-    for (k, v) in h {
-        total += k.as_str().len() + v.len() + 4;
-    }
-    if total > max_header_bytes {
-        return Some(431);
-    }
-    let te = h.get_all(header::TRANSFER_ENCODING);
-    let has_te = te.iter().next().is_some();
-    let mut cl: Option<u64> = None;
-    for v in h.get_all(header::CONTENT_LENGTH) {
-        let Ok(s) = std::str::from_utf8(v.as_bytes()) else {
-            return Some(400);
-        };
-        for part in s.split(',') {
-            let p = part.trim();
-            if p.is_empty() || p.len() > 19 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Some(400);
-            }
-            let Ok(n) = p.parse::<u64>() else {
-                return Some(400);
-            };
-            if cl.is_some_and(|c| c != n) {
-                return Some(400);
-            }
-            cl = Some(n);
-        }
-    }
-    if has_te {
-        if cl.is_some() || req.version == http::Version::HTTP_10 {
-            return Some(400);
-        }
-        let last = te
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&c| c == b','))
-            .map(|t| t.trim_ascii())
-            .rfind(|t| !t.is_empty());
-        if !last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")) {
-            return Some(400);
-        }
-    }
-    None
-}
-
 /// Whether a raw HTTP/1 head has a `Content-Length` header line.
 fn raw_has_content_length(head: &[u8]) -> bool {
     head.split(|&b| b == b'\n')
         .skip(1)
         .any(|line| line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
+}
+
+/// The final response already sent to the client, if any (a `100
+/// Continue` bulb sent is not one).
+fn final_response(session: &Session) -> Option<&ResponseHeader> {
+    session
+        .response_written()
+        .filter(|r| !r.status.is_informational())
+}
+
+/// Answer `status` and close the connection: nothing of this request, or
+/// what follows it on the connection, reaches a backend.
+async fn refuse(session: &mut Session, status: u16) -> Result<bool> {
+    session.set_keepalive(None);
+    if status > 0 {
+        session.respond_error(status).await?;
+    }
+    Ok(true)
 }
 
 fn no_backend(tried_any: bool) -> Box<Error> {
@@ -360,48 +330,71 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = self.shared.runtime.load();
-        let mut verdict = reject_reason(session.req_header(), rt.config.limits.max_header_bytes);
-        if verdict.is_none()
-            && session
-                .req_header()
-                .headers
-                .contains_key(header::TRANSFER_ENCODING)
-        {
-            // Pingora drops Content-Length when Transfer-Encoding is present
-            // (RFC 9112 allows that); we refuse such requests outright, so look
-            // at the raw head.
-            if let Some(h1) = session.as_downstream().as_http1() {
-                if raw_has_content_length(&h1.get_headers_raw_bytes()) {
-                    verdict = Some(400);
-                }
+        let limits = &rt.config.limits;
+        if let Some(l) = crate::guard::link(session.as_downstream()) {
+            l.head_read();
+        }
+        let raw_head = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| h1.get_headers_raw_bytes());
+        // Pingora drops Content-Length when Transfer-Encoding is present
+        // (RFC 9112 allows that); we refuse such requests, so look at the raw head.
+        let raw_cl_with_te = session
+            .req_header()
+            .headers
+            .contains_key(header::TRANSFER_ENCODING)
+            && raw_head.as_deref().is_some_and(raw_has_content_length);
+        let plan = match checks::check(
+            session.req_header(),
+            raw_cl_with_te,
+            limits.max_header_bytes,
+        ) {
+            Ok(p) => p,
+            Err(status) => {
+                // Ambiguous framing, target or host: answer and close.
+                self.shared.metrics.rejected.fetch_add(1, Relaxed);
+                return refuse(session, status).await;
             }
+        };
+        checks::normalise(session.req_header_mut(), &plan)?;
+        if let Some(l) = crate::guard::link(session.as_downstream()) {
+            let head = raw_head.as_ref().map_or(0, |h| h.len() as u64);
+            l.set_request_len((!plan.chunked).then(|| head + plan.content_length.unwrap_or(0)));
         }
-        if let Some(status) = verdict {
-            // Ambiguous framing or oversized headers: answer and close, so
-            // nothing of this request (or what follows it) reaches a backend.
-            self.shared.metrics.rejected.fetch_add(1, Relaxed);
-            session.set_keepalive(None);
-            session.respond_error(status).await?;
-            return Ok(true);
-        }
-        let idle = rt.config.limits.client_keepalive_timeout.as_secs().max(1);
+        let idle = limits.client_keepalive_timeout.as_secs().max(1);
         session.set_keepalive(Some(idle));
         let req = session.req_header();
         let xff = req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes());
         ctx.client =
             client_ip(session).and_then(|p| real_client(p, xff, &rt.config.trusted_proxies));
-        let pool = rt
+        let Some(pool) = rt
             .route(request_host(req), req.uri.path().as_bytes())
-            .cloned();
-        match pool {
-            Some(p) => {
-                ctx.pool = Some(p);
-                Ok(false)
-            }
-            None => {
-                self.shared.metrics.unrouted.fetch_add(1, Relaxed);
-                session.respond_error(404).await?;
-                Ok(true)
+            .cloned()
+        else {
+            self.shared.metrics.unrouted.fetch_add(1, Relaxed);
+            session.respond_error(404).await?;
+            return Ok(true);
+        };
+        ctx.pool = Some(pool);
+        if !plan.has_body() {
+            return Ok(false);
+        }
+        if plan.expect_continue {
+            // Pingora would end keep-alive after an early 1xx; it is not final.
+            let down = session.as_downstream_mut();
+            down.set_close_on_response_before_downstream_finish(false);
+            let sent = down.write_continue_response().await;
+            down.set_close_on_response_before_downstream_finish(true);
+            sent?;
+        }
+        let read_timeout = limits.client_body_timeout;
+        let limit = limits.request_buffer_bytes;
+        match body::buffer(session, plan.content_length, limit, read_timeout).await {
+            Ok(_) => Ok(false),
+            Err(status) => {
+                self.shared.metrics.rejected.fetch_add(1, Relaxed);
+                refuse(session, status).await
             }
         }
     }
@@ -545,7 +538,7 @@ impl ProxyHttp for Proxy {
             (_, ErrorSource::Downstream) => 400,
             _ => 500,
         };
-        if code > 0 && session.response_written().is_none() {
+        if code > 0 && final_response(session).is_none() {
             if let Err(err) = session.respond_error(code).await {
                 log::debug!("cannot send error response: {err}");
             }
@@ -558,7 +551,7 @@ impl ProxyHttp for Proxy {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         ctx.finish_attempt();
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let status = final_response(session).map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.start.elapsed();
         if let Some(pool) = &ctx.pool {
             pool.latency.observe(elapsed);

@@ -1,0 +1,148 @@
+//! Client-connection guards that Pingora 0.9 does not offer: a cap on open
+//! client connections, and a deadline for receiving a request head (the
+//! slow-loris defence; Pingora's own read timeout is per read, so a client
+//! that trickles one byte a minute would hold a connection for ever).
+//!
+//! [`Guarded`] wraps the proxy's `ServerApp`: each new connection is counted
+//! and its stream wrapped in a [`ClientStream`], which times reads out when
+//! a request head takes longer than `limits.client_header_timeout` from its
+//! first byte. The deadline is re-armed for every request on a keep-alive
+//! connection; idle time between requests is the keep-alive timeout's.
+//!
+//! It also drives HTTP/1 one request at a time, so that an idle keep-alive
+//! connection waits in a small future of ours rather than in Pingora's
+//! per-connection one (about 40 KB vs 18 KB per idle client, measured).
+//! Pipelined requests (RFC 9112 §9.3) are answered in order: Pingora keeps
+//! the bytes it read past a request and parses them first next time; a
+//! connection that has done so skips the idle wait.
+//!
+//! The proxy reaches the stream of its request through [`link`].
+
+mod link;
+mod stream;
+
+pub use link::Link;
+pub use stream::ClientStream;
+
+use crate::metrics::InFlight;
+use crate::proxy::Shared;
+use async_trait::async_trait;
+use pingora_core::apps::{HttpServerApp, ServerApp};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::{Shutdown, Ssl, Stream, ALPN};
+use pingora_core::server::ShutdownWatch;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+use stream::Counted;
+use tokio::io::AsyncWriteExt;
+
+/// The [`Link`] of the client connection under `session` (HTTP/1 only).
+pub fn link(session: &ServerSession) -> Option<&Link> {
+    session
+        .stream()?
+        .as_any()
+        .downcast_ref::<ClientStream>()
+        .map(|c| &c.link)
+}
+
+/// A `ServerApp` that applies connection limits, then hands over to `inner`.
+pub struct Guarded<A> {
+    inner: Arc<A>,
+    shared: Arc<Shared>,
+    open: Arc<AtomicI64>,
+}
+
+impl<A> Guarded<A> {
+    /// Guard `inner` with the limits of the running config in `shared`.
+    pub fn new(inner: A, shared: Arc<Shared>) -> Self {
+        Guarded {
+            inner: Arc::new(inner),
+            shared,
+            open: Arc::new(AtomicI64::new(0)),
+        }
+    }
+}
+
+#[async_trait]
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let limits = self.shared.runtime.load().config.limits.clone();
+        let first = !stream.as_any().is::<ClientStream>();
+        let (mut guarded, idle) = if !first {
+            // The next request on a keep-alive connection.
+            let mut g = stream.into_any().downcast::<ClientStream>().ok()?;
+            g.rearm();
+            (g, limits.client_keepalive_timeout)
+        } else {
+            let open = self.open.fetch_add(1, Relaxed) + 1;
+            let counted = Counted(self.open.clone());
+            if limits
+                .max_client_connections
+                .is_some_and(|max| open > max as i64)
+            {
+                drop(counted);
+                self.shared
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Relaxed);
+                if stream.get_ssl().is_none() {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                }
+                Shutdown::shutdown(stream.as_mut()).await;
+                return None;
+            }
+            let g = Box::new(ClientStream::new(
+                stream,
+                limits.client_header_timeout,
+                counted,
+            ));
+            (g, limits.client_header_timeout)
+        };
+        if matches!(guarded.selected_alpn_proto(), Some(ALPN::H2)) {
+            // HTTP/2 multiplexes requests inside one long-lived session,
+            // with its own limits on headers.
+            guarded.link.head_read();
+            return ServerApp::process_new(&self.inner, guarded, shutdown).await;
+        }
+        // A new connection counts as in flight until its first request is
+        // done: a stopping bulb must not close it before the request arrives.
+        // An idle keep-alive connection is closed at once when stopping.
+        let _first = first.then(|| InFlight::new(&self.shared.metrics.active));
+        let stop = (!first).then_some(shutdown);
+        if !guarded.pipelined && !guarded.wait_for_request(idle, stop).await {
+            return None;
+        }
+        // One HTTP/1 request per call. Pingora's own `process_new` keeps a
+        // keep-alive connection inside its (large) per-connection future while
+        // it waits for the next request; handing the stream back to the
+        // service loop instead lets an idle connection wait in
+        // `wait_for_request`, at a fraction of the memory.
+        let carry = guarded.carry.take();
+        let mut session = ServerSession::new_http1(guarded);
+        match carry {
+            Some(c) => c.apply_to_session(&mut session),
+            None => session.set_pipelining_enabled(true),
+        }
+        let keepalive = limits.client_keepalive_timeout.as_secs().max(1);
+        session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
+        let (stream, carry) = self
+            .inner
+            .process_new_http(session, shutdown)
+            .await?
+            .consume();
+        let mut g = stream.into_any().downcast::<ClientStream>().ok()?;
+        g.pipelined |= g.read_past_request();
+        g.carry = carry;
+        Some(g)
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}

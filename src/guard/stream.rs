@@ -1,0 +1,258 @@
+//! [`ClientStream`]: a client connection as Pingora reads it, with the
+//! head deadline, a read cap for request-body buffering, and the accounting
+//! that tells whether Pingora read past the end of a request (pipelining).
+
+use super::link::Link;
+use async_trait::async_trait;
+use pingora_core::apps::HttpPersistentSettings;
+use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType,
+};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Decrements the open-connection count when the connection goes away.
+#[derive(Debug)]
+pub struct Counted(pub Arc<AtomicI64>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A client stream whose request head must arrive within a deadline.
+///
+/// The deadline starts with the first byte of a request and ends when the
+/// proxy says the head was read ([`Link::head_read`]); a trickling client is
+/// cut off when it passes. Reads are capped by [`Link::set_read_cap`] while
+/// the proxy buffers a chunked body.
+#[derive(Debug)]
+pub struct ClientStream {
+    inner: Stream,
+    timeout: Duration,
+    /// When the current head must be complete (set by its first byte).
+    deadline: Option<tokio::time::Instant>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes handed to Pingora since the current request began.
+    delivered: u64,
+    /// What the proxy and this stream tell each other about the request.
+    pub(super) link: Link,
+    /// Pingora's keep-alive state (and pipelined bytes) for the next request.
+    pub(super) carry: Option<HttpPersistentSettings>,
+    /// Pingora may hold bytes of the next request already: do not wait on
+    /// the socket before handing the connection back to it.
+    pub(super) pipelined: bool,
+    _counted: Counted,
+}
+
+impl ClientStream {
+    /// Wrap a new client connection.
+    pub fn new(inner: Stream, timeout: Duration, counted: Counted) -> Self {
+        ClientStream {
+            inner,
+            timeout,
+            deadline: None,
+            sleep: None,
+            delivered: 0,
+            link: Link::default(),
+            carry: None,
+            pipelined: false,
+            _counted: counted,
+        }
+    }
+
+    /// A new request on the same connection: a fresh deadline and count.
+    pub fn rearm(&mut self) {
+        self.deadline = None;
+        self.sleep = None;
+        self.delivered = 0;
+        self.link.reset();
+    }
+
+    /// After a request: whether Pingora read more bytes than it was made
+    /// of, so that the start of the next one is in its buffer, not the socket.
+    pub fn read_past_request(&self) -> bool {
+        self.link.request_len().is_none_or(|n| self.delivered > n)
+    }
+
+    /// Wait, cheaply, until the client sends something: Pingora's per-
+    /// connection task is large (tens of KB), so an idle connection should
+    /// not be inside it. False when the client went away, stayed silent for
+    /// `idle`, or `stop` fired: the connection is closed.
+    pub async fn wait_for_request(
+        &mut self,
+        idle: Duration,
+        stop: Option<&pingora_core::server::ShutdownWatch>,
+    ) -> bool {
+        let mut byte = [0u8; 1];
+        let peek = tokio::time::timeout(idle, self.inner.try_peek(&mut byte));
+        // Ok(Ok(true)): data is waiting (and was put back); Ok(Ok(false)):
+        // this stream cannot peek (TLS), let Pingora read it.
+        let Some(shutdown) = stop else {
+            return matches!(peek.await, Ok(Ok(_)));
+        };
+        let mut sd = shutdown.clone();
+        if *sd.borrow() {
+            return false;
+        }
+        tokio::select! {
+            r = peek => matches!(r, Ok(Ok(_))),
+            _ = sd.changed() => false,
+        }
+    }
+
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(deadline) = self.deadline.filter(|_| !self.link.head_done()) else {
+            return Poll::Pending;
+        };
+        // Most heads arrive in one read; a timer is set only for one that is
+        // still incomplete when the socket runs dry.
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not received within client_header_timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let cap = this.link.read_cap();
+        let n = if cap < buf.remaining() {
+            // Buffering a chunked body: never read more than the retry
+            // buffer can still hold (see proxy::body).
+            let mut limited = buf.take(cap);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
+                Poll::Ready(Ok(())) => {
+                    let n = limited.filled().len();
+                    // SAFETY: the inner read initialised the first n unfilled
+                    // bytes of `buf` (as tokio's `Take` does).
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    n
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return this.poll_deadline(cx),
+            }
+        } else {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) => buf.filled().len() - before,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return this.poll_deadline(cx),
+            }
+        };
+        this.delivered += n as u64;
+        if n > 0 && this.deadline.is_none() && !this.link.head_done() {
+            this.deadline = Some(tokio::time::Instant::now() + this.timeout);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for ClientStream {
+    async fn shutdown(&mut self) {
+        Shutdown::shutdown(self.inner.as_mut()).await
+    }
+}
+
+impl UniqueID for ClientStream {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for ClientStream {
+    fn get_ssl(&self) -> Option<&pingora_core::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<pingora_core::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<pingora_core::protocols::ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for ClientStream {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for ClientStream {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, d: ProxyDigest) {
+        self.inner.set_proxy_digest(d)
+    }
+}
+
+impl GetSocketDigest for ClientStream {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, d: SocketDigest) {
+        self.inner.set_socket_digest(d)
+    }
+}
+
+#[async_trait]
+impl Peek for ClientStream {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
