@@ -1,7 +1,9 @@
 //! The access log: nginx "combined" lines plus the upstream address and the
 //! request time. Requests hand lines to a writer thread over a bounded
 //! channel and never wait: when the writer falls behind, lines are dropped
-//! and counted.
+//! and counted. The writer sleeps until a line arrives, writes everything
+//! queued by then in one go, and confirms a [`AccessLog::flush`] once what
+//! was queued before it is written.
 
 use crate::config::AccessLog as Target;
 use arc_swap::ArcSwapOption;
@@ -9,7 +11,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +42,8 @@ pub struct Entry<'a> {
 enum Msg {
     Line(String),
     Reopen,
+    /// Write out everything queued so far, then answer.
+    Flush(SyncSender<()>),
 }
 
 /// Handle to the access log; cheap to share.
@@ -100,6 +104,19 @@ impl AccessLog {
         self.dropped.load(Relaxed)
     }
 
+    /// Wait (up to `limit`) until every line queued so far is written:
+    /// for a process about to exit. False when the writer did not confirm.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let Some(tx) = self.tx.load_full() else {
+            return true;
+        };
+        let (done_tx, done_rx) = sync_channel(1);
+        if tx.send(Msg::Flush(done_tx)).is_err() {
+            return false;
+        }
+        done_rx.recv_timeout(limit).is_ok()
+    }
+
     /// Queue one line; never blocks.
     pub fn log(&self, e: Entry<'_>) {
         let line = format_line(&e, SystemTime::now());
@@ -128,34 +145,35 @@ fn open(t: &Target) -> Box<dyn Write + Send> {
     }
 }
 
-/// Drain the queue every few milliseconds rather than waking on each line:
-/// a sleeping writer costs the request path nothing (no wake-up per send).
+/// Write lines as they come: block until one arrives, then take everything
+/// queued behind it before flushing, so a busy log costs one write per batch.
 fn writer(t: Target, rx: Receiver<Msg>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, open(&t));
-    loop {
-        let mut wrote = false;
-        loop {
-            match rx.try_recv() {
-                Ok(Msg::Line(l)) => {
-                    let _ = out.write_all(l.as_bytes());
-                    wrote = true;
-                }
-                Ok(Msg::Reopen) => {
-                    let _ = out.flush();
-                    out = std::io::BufWriter::with_capacity(64 * 1024, open(&t));
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    let _ = out.flush();
-                    return;
-                }
+    let mut next = rx.recv();
+    while let Ok(msg) = next {
+        match msg {
+            Msg::Line(l) => {
+                let _ = out.write_all(l.as_bytes());
+            }
+            Msg::Reopen => {
+                let _ = out.flush();
+                out = std::io::BufWriter::with_capacity(64 * 1024, open(&t));
+            }
+            Msg::Flush(done) => {
+                let _ = out.flush();
+                let _ = done.send(());
             }
         }
-        if wrote {
-            let _ = out.flush();
-        }
-        std::thread::sleep(Duration::from_millis(10));
+        next = match rx.try_recv() {
+            Ok(m) => Ok(m),
+            Err(TryRecvError::Empty) => {
+                let _ = out.flush();
+                rx.recv()
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
     }
+    let _ = out.flush();
 }
 
 fn escaped(out: &mut String, b: Option<&[u8]>) {

@@ -2,7 +2,7 @@
 //! (JSON) and `/metrics` (Prometheus text, encoded by the `prometheus` crate).
 
 use crate::metrics::BUCKETS;
-use crate::proxy::Shared;
+use crate::state::Shared;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;

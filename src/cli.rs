@@ -32,15 +32,26 @@ usage: bulb [-c FILE] [-t] [-d] [-u] [--version] [--help]
 signals: HUP reload, TERM graceful stop, INT fast stop, QUIT hand sockets to `bulb -u`
 ";
 
+/// A command line bulb does not understand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    /// A flag that needs a value had none.
+    #[error("{0} needs a file name")]
+    MissingValue(String),
+    /// An unknown argument.
+    #[error("unknown argument `{0}`")]
+    Unknown(String),
+}
+
 /// Parse arguments (without the program name).
-pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, CliError> {
     let mut cli = Cli::default();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-c" | "--conf" => match it.next() {
                 Some(f) if !f.is_empty() => cli.conf = Some(f),
-                _ => return Err(format!("{a} needs a file name")),
+                _ => return Err(CliError::MissingValue(a)),
             },
             "-t" | "--test" => cli.test = true,
             "-d" | "--daemon" => cli.daemon = true,
@@ -49,7 +60,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
             "-h" | "--help" => cli.help = true,
             s if s.starts_with("--conf=") => cli.conf = Some(s["--conf=".len()..].to_string()),
             // Combined short flags such as -tc FILE are not supported; say so plainly.
-            other => return Err(format!("unknown argument `{other}`")),
+            other => return Err(CliError::Unknown(other.to_string())),
         }
     }
     Ok(cli)
@@ -59,7 +70,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
 mod tests {
     use super::*;
 
-    fn p(a: &[&str]) -> Result<Cli, String> {
+    fn p(a: &[&str]) -> Result<Cli, CliError> {
         parse(a.iter().map(|s| s.to_string()))
     }
 

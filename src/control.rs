@@ -5,8 +5,8 @@ use crate::config::{self, Config, ConfigError};
 use crate::discovery::{self, DnsDiscovery};
 use crate::health::{self, Prober};
 use crate::pool::Pool;
-use crate::proxy::Shared;
 use crate::runtime::Runtime;
+use crate::state::{Drained, Shared};
 use async_trait::async_trait;
 use log::{error, info, warn};
 use pingora_core::server::ShutdownWatch;
@@ -48,35 +48,29 @@ pub struct Control {
     drain_limit: Duration,
 }
 
+/// How long nothing may be in flight before a stopping bulb exits: a
+/// connection the listener accepted just before it closed is counted once
+/// its task first runs, which this covers.
+const DRAIN_SETTLE: Duration = Duration::from_millis(100);
+
+/// How long the access log may take to write its last lines at exit.
+const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(1);
+
 /// After the listeners closed (SIGTERM, or SIGQUIT once the sockets were
-/// handed over): exit as soon as no request is in flight, or after `limit`.
+/// handed over): exit as soon as no work is in flight, or after `limit`.
 /// Pingora alone would wait a fixed grace period and then drop whatever is
 /// still running; this makes an idle bulb exit at once and a busy one wait
 /// for its requests.
-fn drain_then_exit(active: &std::sync::atomic::AtomicI64, limit: Duration) {
-    let start = std::time::Instant::now();
-    let mut idle_checks = 0;
-    while start.elapsed() < limit {
-        // A connection accepted just before the close may not have sent its
-        // request yet: require a few idle checks in a row.
-        if active.load(Relaxed) <= 0 {
-            idle_checks += 1;
-            if idle_checks >= 4 {
-                break;
-            }
-        } else {
-            idle_checks = 0;
+async fn drain_then_exit(shared: &Shared, limit: Duration) -> ! {
+    match shared.work.drain(DRAIN_SETTLE, limit).await {
+        Drained::Idle => info!("no request in flight, exiting"),
+        Drained::TimedOut(left) => {
+            warn!("graceful shutdown timeout: {left} request(s) still in flight are cut off")
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let left = active.load(Relaxed);
-    if left > 0 {
-        warn!("graceful shutdown timeout: {left} request(s) still in flight are cut off");
-    } else {
-        info!("no request in flight, exiting");
+    if !shared.access_log.flush(LOG_FLUSH_LIMIT) {
+        warn!("the access log did not confirm its last lines");
     }
-    // Give the access-log writer a moment to flush its last lines.
-    std::thread::sleep(Duration::from_millis(50));
     std::process::exit(0);
 }
 
@@ -200,10 +194,7 @@ impl BackgroundService for Control {
             tokio::select! {
                 _ = shutdown.changed() => {
                     self.shared.runtime.load().retire();
-                    let active = self.shared.metrics.active.clone();
-                    let limit = self.drain_limit;
-                    std::thread::spawn(move || drain_then_exit(&active, limit));
-                    return;
+                    drain_then_exit(&self.shared, self.drain_limit).await;
                 }
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {
                     self.reload().await;

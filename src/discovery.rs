@@ -117,12 +117,15 @@ impl ServiceDiscovery for DnsDiscovery {
 /// Run discovery for `pool` until it is retired: resolve now, then every
 /// `discovery_interval`.
 pub async fn run(pool: Arc<Pool>, discovery: DnsDiscovery) {
-    loop {
-        if pool.retired() {
-            return;
+    let rounds = async {
+        loop {
+            refresh(&pool, &discovery).await;
+            tokio::time::sleep(pool.cfg.discovery_interval).await;
         }
-        refresh(&pool, &discovery).await;
-        tokio::time::sleep(pool.cfg.discovery_interval).await;
+    };
+    tokio::select! {
+        _ = pool.retired() => {}
+        _ = rounds => {}
     }
 }
 

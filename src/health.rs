@@ -19,6 +19,17 @@ pub struct Prober {
     check: Box<dyn HealthCheck + Send + Sync>,
 }
 
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// Pingora's check failed (connect, status, protocol).
+    #[error("{0}")]
+    Failed(Box<pingora_error::Error>),
+    /// The backend did not finish answering in time.
+    #[error("timed out after {0:?}")]
+    TimedOut(std::time::Duration),
+}
+
 impl Prober {
     /// Build the Pingora check for `cfg`.
     pub fn new(cfg: &HealthCfg) -> Self {
@@ -67,7 +78,7 @@ impl Prober {
     }
 
     /// Probe one backend, bounded by the configured timeout.
-    pub async fn probe(&self, s: &BackendState) -> Result<(), String> {
+    pub async fn probe(&self, s: &BackendState) -> Result<(), ProbeError> {
         let target = Backend {
             addr: PSocketAddr::Inet(s.addr),
             weight: 1,
@@ -78,8 +89,8 @@ impl Prober {
         let limit = self.cfg.timeout * 2;
         match tokio::time::timeout(limit, self.check.check(&target)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".into()),
+            Ok(Err(e)) => Err(ProbeError::Failed(e)),
+            Err(_) => Err(ProbeError::TimedOut(limit)),
         }
     }
 
@@ -112,23 +123,21 @@ impl Prober {
 
 /// Probe `pool` every interval until it is retired.
 pub async fn run(pool: Arc<Pool>, prober: Prober) {
-    loop {
-        if pool.retired() {
-            return;
-        }
-        prober.probe_pool(&pool, false).await;
-        let next = tokio::time::Instant::now() + prober.cfg.interval;
+    let rounds = async {
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => break,
-                // New backends from discovery are probed at once.
-                _ = pool.changed.notified() => {
-                    if pool.retired() {
-                        return;
-                    }
-                    prober.probe_pool(&pool, true).await;
+            prober.probe_pool(&pool, false).await;
+            let next = tokio::time::Instant::now() + prober.cfg.interval;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => break,
+                    // New backends from discovery are probed at once.
+                    _ = pool.changed.notified() => prober.probe_pool(&pool, true).await,
                 }
             }
         }
+    };
+    tokio::select! {
+        _ = pool.retired() => {}
+        _ = rounds => {}
     }
 }

@@ -20,3 +20,4 @@ pub mod pool;
 pub mod proxy;
 pub mod runtime;
 pub mod server;
+pub mod state;

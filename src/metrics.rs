@@ -65,8 +65,6 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// Requests rejected as malformed before reaching any backend.
     pub rejected: AtomicU64,
-    /// Requests being handled right now (all upstreams).
-    pub active: std::sync::Arc<std::sync::atomic::AtomicI64>,
     histograms: Mutex<HashMap<String, Arc<Histogram>>>,
 }
 
@@ -76,24 +74,5 @@ impl Metrics {
     pub fn histogram(&self, name: &str) -> Arc<Histogram> {
         let mut h = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
         h.entry(name.to_string()).or_default().clone()
-    }
-}
-
-/// Counts one unit of work in flight (a request, or a new connection waiting
-/// for its first request) for as long as it lives, even when its task is
-/// cancelled. A stopping bulb waits until none are left.
-pub struct InFlight(std::sync::Arc<std::sync::atomic::AtomicI64>);
-
-impl InFlight {
-    /// Count one more on `counter`.
-    pub fn new(counter: &std::sync::Arc<std::sync::atomic::AtomicI64>) -> Self {
-        counter.fetch_add(1, Relaxed);
-        InFlight(counter.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
     }
 }

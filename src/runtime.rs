@@ -36,7 +36,13 @@ impl Runtime {
             .iter()
             .map(|u| {
                 let prev = old.get(u.name.as_str()).map(|p| p.as_ref());
-                Arc::new(Pool::new(u.clone(), prev, dns, metrics.histogram(&u.name)))
+                let targets = dns.targets(&u.backends);
+                Arc::new(Pool::new(
+                    u.clone(),
+                    &targets,
+                    prev,
+                    metrics.histogram(&u.name),
+                ))
             })
             .collect();
         Runtime {

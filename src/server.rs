@@ -10,9 +10,9 @@ use crate::discovery::DnsCache;
 use crate::guard::Guarded;
 use crate::handoff::Handoff;
 use crate::metrics::Metrics;
-use crate::proxy::{Proxy, Shared};
+use crate::proxy::Proxy;
 use crate::runtime::Runtime;
-use arc_swap::ArcSwap;
+use crate::state::Shared;
 use pingora_core::apps::http_app::HttpServer;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
@@ -25,8 +25,30 @@ use pingora_core::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A TLS listener's certificate or key could not be loaded.
+    #[error("TLS listener {addr}: cannot load {cert} / {key}: {source}")]
+    Tls {
+        /// Listener address.
+        addr: String,
+        /// Certificate path.
+        cert: String,
+        /// Key path.
+        key: String,
+        /// Pingora's error.
+        source: Box<pingora_error::Error>,
+    },
+}
+
 /// Build and run the server for `config`; returns only on a startup error.
-pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> Result<(), String> {
+pub fn run(
+    cli: &Cli,
+    source: Source,
+    mut config: Config,
+    args: Vec<String>,
+) -> Result<(), StartError> {
     let mut server_conf = std::mem::take(&mut config.server);
     // bulb drains itself (see control::drain_then_exit): in-flight requests
     // get up to graceful_shutdown_timeout_seconds, an idle process exits at
@@ -55,12 +77,7 @@ pub fn run(cli: &Cli, source: Source, mut config: Config, args: Vec<String>) -> 
     let admin_addr = config.admin;
     let config_read_buffer = config.limits.client_read_buffer_bytes;
     let runtime = Runtime::build(config, None, &dns, &metrics);
-    let shared = Arc::new(Shared {
-        runtime: ArcSwap::from_pointee(runtime),
-        metrics,
-        access_log,
-        dns,
-    });
+    let shared = Arc::new(Shared::new(runtime, metrics, access_log, dns));
 
     let mut app = pingora_proxy::http_proxy(&server.configuration, Proxy::new(shared.clone()));
     let mut opts = HttpServerOptions::default();
@@ -93,12 +110,18 @@ fn add_listener<A>(
     svc: &mut Service<A>,
     l: &Listener,
     buffers: L4BufferSettings,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let addr = l.address.to_string();
     let mut endpoint = ListenerConfig::tcp(addr.clone()).l4_buffer(buffers);
-    if let Some((cert, key)) = &l.tls {
-        let mut tls = TlsSettings::intermediate(cert, key)
-            .map_err(|e| format!("TLS listener {addr}: cannot load {cert} / {key}: {e}"))?;
+    if let Some(files) = &l.tls {
+        let mut tls = TlsSettings::intermediate(&files.cert, &files.key).map_err(|source| {
+            StartError::Tls {
+                addr,
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+                source,
+            }
+        })?;
         tls.enable_h2();
         endpoint = endpoint.tls(tls);
     }

@@ -90,8 +90,17 @@ impl Cidr {
 pub struct Listener {
     /// Bind address.
     pub address: SocketAddr,
-    /// TLS certificate and key paths.
-    pub tls: Option<(String, String)>,
+    /// TLS termination.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, as PEM file paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: String,
+    /// Private key.
+    pub key: String,
 }
 
 /// Where access-log lines go.
@@ -282,24 +291,31 @@ impl Default for Limits {
     }
 }
 
+/// Why a duration string is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// No number in front.
+    #[error("invalid duration `{0}`: expected e.g. 500ms, 2s, 1m")]
+    NoNumber(String),
+    /// An unknown unit.
+    #[error("invalid duration `{0}`: unit must be ms, s, m or h")]
+    Unit(String),
+}
+
 /// Parse `500ms`, `2s`, `1m`, `1h` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("invalid duration `{s}`: expected e.g. 500ms, 2s, 1m"))?;
+        .map_err(|_| DurationError::NoNumber(s.to_string()))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => {
-            return Err(format!(
-                "invalid duration `{s}`: unit must be ms, s, m or h"
-            ))
-        }
+        _ => return Err(DurationError::Unit(s.to_string())),
     };
     Ok(d)
 }

@@ -139,7 +139,7 @@ impl Validator {
                 }
                 Ok(d) => d,
                 Err(e) => {
-                    self.err(path, e);
+                    self.err(path, e.to_string());
                     default
                 }
             },
@@ -277,7 +277,10 @@ impl Validator {
                         );
                     }
                 }
-                (t.cert.clone(), t.key.clone())
+                TlsFiles {
+                    cert: t.cert.clone(),
+                    key: t.key.clone(),
+                }
             });
             out.push(Listener { address, tls });
         }

@@ -24,8 +24,7 @@ mod stream;
 pub use link::Link;
 pub use stream::ClientStream;
 
-use crate::metrics::InFlight;
-use crate::proxy::Shared;
+use crate::state::Shared;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::protocols::http::ServerSession;
@@ -113,7 +112,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         // A new connection counts as in flight until its first request is
         // done: a stopping bulb must not close it before the request arrives.
         // An idle keep-alive connection is closed at once when stopping.
-        let _first = first.then(|| InFlight::new(&self.shared.metrics.active));
+        let _first = first.then(|| self.shared.work.begin());
         let stop = (!first).then_some(shutdown);
         if !guarded.pipelined && !guarded.wait_for_request(idle, stop).await {
             return None;

@@ -7,14 +7,13 @@ pub mod selection;
 pub use backend::{now_ms, BackendState};
 
 use crate::config::{Algorithm, Upstream};
-use crate::discovery::DnsCache;
 use crate::metrics::Histogram;
 use arc_swap::ArcSwap;
 use selection::Selector;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// The backends of a pool at one moment, and selectors over them.
 pub struct Members {
@@ -40,7 +39,7 @@ pub struct Pool {
     /// Its validated configuration.
     pub cfg: Upstream,
     members: ArcSwap<Members>,
-    retired: AtomicBool,
+    retired: watch::Sender<bool>,
     /// Request durations of this upstream (kept across reloads).
     pub latency: Arc<Histogram>,
     /// Status counts of requests that reached no backend (503s).
@@ -50,30 +49,29 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Build a pool from `cfg`, taking over the state of backends that
-    /// `previous` (the same-named pool of the running config) already has.
-    /// Hostnames take their addresses from `dns`, the last good resolutions.
+    /// Build a pool from `cfg` with `targets` (its backends' addresses as
+    /// known now), taking over the state of backends that `previous` (the
+    /// same-named pool of the running config) already has.
     pub fn new(
         cfg: Upstream,
+        targets: &[Target],
         previous: Option<&Pool>,
-        dns: &DnsCache,
         latency: Arc<Histogram>,
     ) -> Self {
-        let targets = dns.targets(&cfg.backends);
         let pool = Pool {
             members: ArcSwap::from_pointee(Members {
                 all: Vec::new(),
                 primary: Selector::Empty,
                 backup: Selector::Empty,
             }),
-            retired: AtomicBool::new(false),
+            retired: watch::Sender::new(false),
             changed: tokio::sync::Notify::new(),
             latency,
             no_backend: BackendState::new(SocketAddr::from(([0, 0, 0, 0], 0)), 1, false, false),
             cfg,
         };
         let old = previous.map(|p| p.members.load_full());
-        pool.set_targets(&targets, old.as_deref());
+        pool.set_targets(targets, old.as_deref());
         pool
     }
 
@@ -168,13 +166,15 @@ impl Pool {
 
     /// Stop the background tasks of this pool (it was replaced by a reload).
     pub fn retire(&self) {
-        self.retired.store(true, Relaxed);
-        self.changed.notify_one();
+        self.retired.send_replace(true);
     }
 
-    /// Whether [`retire`](Self::retire) was called.
-    pub fn retired(&self) -> bool {
-        self.retired.load(Relaxed)
+    /// Resolves when [`retire`](Self::retire) is called (at once if it was):
+    /// background tasks select on it.
+    pub async fn retired(&self) {
+        let mut rx = self.retired.subscribe();
+        // The sender lives as long as the pool: this only ends when retired.
+        let _ = rx.wait_for(|r| *r).await;
     }
 
     /// Whether any backend is given by name (and so needs discovery).

@@ -5,12 +5,10 @@
 pub mod body;
 pub mod checks;
 
-use crate::access_log::{AccessLog, Entry};
+use crate::access_log::Entry;
 use crate::config::{Algorithm, Cidr, HashKey};
-use crate::metrics::{InFlight, Metrics};
 use crate::pool::{BackendState, Pool, Tried};
-use crate::runtime::Runtime;
-use arc_swap::ArcSwap;
+use crate::state::{Shared, WorkGuard};
 use async_trait::async_trait;
 use http::header::{self, HeaderName, HeaderValue};
 use log::warn;
@@ -22,18 +20,6 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// State shared by every request and by the control plane.
-pub struct Shared {
-    /// The running config; swapped whole by a reload.
-    pub runtime: ArcSwap<Runtime>,
-    /// Process-wide counters.
-    pub metrics: Metrics,
-    /// Access-log sink.
-    pub access_log: AccessLog,
-    /// Last good name resolutions, kept across reloads.
-    pub dns: Arc<crate::discovery::DnsCache>,
-}
 
 /// bulb's `ProxyHttp`.
 pub struct Proxy {
@@ -49,7 +35,7 @@ impl Proxy {
 
 /// Per-request state.
 pub struct Ctx {
-    _active: InFlight,
+    _work: WorkGuard,
     start: Instant,
     pool: Option<Arc<Pool>>,
     backend: Option<Arc<BackendState>>,
@@ -315,7 +301,7 @@ impl ProxyHttp for Proxy {
 
     fn new_ctx(&self) -> Ctx {
         Ctx {
-            _active: InFlight::new(&self.shared.metrics.active),
+            _work: self.shared.work.begin(),
             start: Instant::now(),
             pool: None,
             backend: None,
