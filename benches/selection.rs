@@ -102,8 +102,14 @@ fn headers(c: &mut Criterion) {
         b.iter_batched(
             || base.clone(),
             |mut req| {
-                bulb::proxy::edit_request_headers(&mut req, Some(peer), Some(peer), false, false)
-                    .unwrap();
+                bulb::proxy::forward::edit_request_headers(
+                    &mut req,
+                    Some(peer),
+                    Some(peer),
+                    false,
+                    false,
+                )
+                .unwrap();
                 req
             },
             criterion::BatchSize::SmallInput,

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let trusted = [Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("127.0.0.1").unwrap()];
     let peer = "127.0.0.1".parse().unwrap();
     let xff = req.headers.get("x-forwarded-for").map(|v| v.as_bytes().to_vec());
-    let client = bulb::proxy::real_client(peer, xff.as_deref(), &trusted);
+    let client = bulb::proxy::forward::real_client(peer, xff.as_deref(), &trusted);
     let mut edited = req.clone();
-    let _ = bulb::proxy::edit_request_headers(&mut edited, Some(peer), client, data.len() % 2 == 0, false);
+    let _ = bulb::proxy::forward::edit_request_headers(&mut edited, Some(peer), client, data.len() % 2 == 0, false);
 });

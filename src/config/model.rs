@@ -168,8 +168,8 @@ pub enum HashKey {
     Uri,
     /// Path only.
     Path,
-    /// A request header (lower-case name).
-    Header(String),
+    /// A request header.
+    Header(http::HeaderName),
     /// A cookie.
     Cookie(String),
 }

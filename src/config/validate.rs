@@ -450,17 +450,25 @@ impl Validator {
     }
 
     fn hash_key(&mut self, path: &str, k: &str) -> HashKey {
-        match k.split_once(':') {
-            None if k == "client_ip" => HashKey::ClientIp,
-            None if k == "uri" => HashKey::Uri,
-            None if k == "path" => HashKey::Path,
-            Some(("header", n)) if valid_token(n) => HashKey::Header(n.to_ascii_lowercase()),
-            Some(("cookie", n)) if valid_token(n) => HashKey::Cookie(n.to_string()),
-            _ => {
-                self.err(path, format!("invalid hash_key `{k}`: use client_ip, uri, path, header:NAME or cookie:NAME"));
-                HashKey::ClientIp
-            }
-        }
+        let key = match k.split_once(':') {
+            None if k == "client_ip" => Some(HashKey::ClientIp),
+            None if k == "uri" => Some(HashKey::Uri),
+            None if k == "path" => Some(HashKey::Path),
+            Some(("header", n)) if valid_token(n) => http::HeaderName::from_bytes(n.as_bytes())
+                .ok()
+                .map(HashKey::Header),
+            Some(("cookie", n)) if valid_token(n) => Some(HashKey::Cookie(n.to_string())),
+            _ => None,
+        };
+        key.unwrap_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "invalid hash_key `{k}`: use client_ip, uri, path, header:NAME or cookie:NAME"
+                ),
+            );
+            HashKey::ClientIp
+        })
     }
 
     fn backend(&mut self, p: &str, b: &BackendFile) -> Option<BackendSpec> {

@@ -1,0 +1,97 @@
+//! The first phase: admit a request or answer it. Check its head
+//! ([`super::checks`]), find its route, answer `Expect: 100-continue`,
+//! buffer its body ([`super::body`]).
+
+use super::respond::refuse;
+use super::{body, checks, forward, Ctx};
+use crate::state::Shared;
+use http::header;
+use pingora_error::Result;
+use pingora_proxy::Session;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Whether a raw HTTP/1 head has a `Content-Length` header line.
+fn raw_has_content_length(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .any(|line| line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
+}
+
+/// The peer's IP address.
+pub fn peer_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// Admit the request of `session`: `Ok(true)` when it was answered here.
+pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let rt = shared.runtime.load();
+    let limits = &rt.config.limits;
+    if let Some(l) = crate::guard::link(session.as_downstream()) {
+        l.head_read();
+    }
+    let raw_head = session
+        .as_downstream()
+        .as_http1()
+        .map(|h1| h1.get_headers_raw_bytes());
+    // Pingora drops Content-Length when Transfer-Encoding is present (RFC
+    // 9112 allows that); bulb refuses such requests, so look at the raw head.
+    let raw_cl_with_te = session
+        .req_header()
+        .headers
+        .contains_key(header::TRANSFER_ENCODING)
+        && raw_head.as_deref().is_some_and(raw_has_content_length);
+    let plan = match checks::check(
+        session.req_header(),
+        raw_cl_with_te,
+        limits.max_header_bytes,
+    ) {
+        Ok(p) => p,
+        Err(status) => {
+            shared.metrics.rejected.fetch_add(1, Relaxed);
+            return refuse(session, status).await;
+        }
+    };
+    checks::normalise(session.req_header_mut(), &plan)?;
+    if let Some(l) = crate::guard::link(session.as_downstream()) {
+        let head = raw_head.as_ref().map_or(0, |h| h.len() as u64);
+        l.set_request_len((!plan.chunked).then(|| head + plan.content_length.unwrap_or(0)));
+    }
+    session.set_keepalive(Some(limits.client_keepalive_timeout.as_secs().max(1)));
+    let req = session.req_header();
+    ctx.client = peer_ip(session).and_then(|p| {
+        forward::real_client(p, forward::forwarded_for(req), &rt.config.trusted_proxies)
+    });
+    let route = rt.route(
+        super::upstream::request_host(req),
+        req.uri.path().as_bytes(),
+    );
+    let Some(pool) = route.cloned() else {
+        shared.metrics.unrouted.fetch_add(1, Relaxed);
+        session.respond_error(404).await?;
+        return Ok(true);
+    };
+    ctx.pool = Some(pool);
+    if !plan.has_body() {
+        return Ok(false);
+    }
+    if plan.expect_continue {
+        // Pingora would end keep-alive after an early 1xx; it is not final.
+        let down = session.as_downstream_mut();
+        down.set_close_on_response_before_downstream_finish(false);
+        let sent = down.write_continue_response().await;
+        down.set_close_on_response_before_downstream_finish(true);
+        sent?;
+    }
+    let (limit, timeout) = (limits.request_buffer_bytes, limits.client_body_timeout);
+    match body::buffer(session, plan.content_length, limit, timeout).await {
+        Ok(_) => Ok(false),
+        Err(status) => {
+            shared.metrics.rejected.fetch_add(1, Relaxed);
+            refuse(session, status).await
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Forwarding headers, both directions: hop-by-hop headers never cross
+//! bulb (one list, requests and responses alike), `X-Forwarded-For`,
+//! `X-Forwarded-Proto` and `X-Real-IP` are set on the way up.
+
+use crate::config::Cidr;
+use http::header::{self, HeaderName, HeaderValue};
+use pingora_error::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::net::IpAddr;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1,
+/// plus the non-standard `Proxy-Connection` and `Keep-Alive`). Framing
+/// (`Transfer-Encoding`, `Content-Length`) is Pingora's to rewrite.
+pub const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The hop-by-hop headers present in `headers`, and those `Connection`
+/// names. `switching`: a protocol switch (WebSocket), where `Upgrade` and
+/// `Connection: upgrade` must reach the other side.
+fn hop_by_hop(headers: &http::HeaderMap, switching: bool) -> Vec<HeaderName> {
+    let mut drop: Vec<HeaderName> = Vec::new();
+    for v in headers.get_all(header::CONNECTION) {
+        for token in v.as_bytes().split(|&c| c == b',') {
+            let t = token.trim_ascii();
+            if t.is_empty()
+                || t.eq_ignore_ascii_case(b"close")
+                || t.eq_ignore_ascii_case(b"keep-alive")
+                || (switching && t.eq_ignore_ascii_case(b"upgrade"))
+            {
+                continue;
+            }
+            if let Ok(n) = HeaderName::from_bytes(t) {
+                drop.push(n);
+            }
+        }
+    }
+    for n in &HOP_BY_HOP {
+        let kept = switching && (*n == header::CONNECTION || *n == header::UPGRADE);
+        // A lookup first: cheaper than Pingora's remove, which also edits
+        // its case-preserving name map.
+        if !kept && headers.contains_key(n) {
+            drop.push(n.clone());
+        }
+    }
+    drop
+}
+
+/// The forwarding edits made to every request before it goes upstream:
+/// drop hop-by-hop headers (`Upgrade` stays for a protocol switch), append
+/// the peer to `X-Forwarded-For`, set `X-Real-IP` and `X-Forwarded-Proto`.
+/// `X-Real-IP` is `client`: the peer, or what [`real_client`] found behind a
+/// trusted proxy.
+pub fn edit_request_headers(
+    req: &mut RequestHeader,
+    peer: Option<IpAddr>,
+    client: Option<IpAddr>,
+    upgrade: bool,
+    tls: bool,
+) -> Result<()> {
+    for n in hop_by_hop(&req.headers, upgrade) {
+        req.remove_header(&n);
+    }
+    if let Some(ip) = peer {
+        let ip = ip.to_string();
+        let xff = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+            Some(prev) if !prev.is_empty() => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                v.extend_from_slice(prev);
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
+            }
+            _ => HeaderValue::from_str(&ip).ok(),
+        };
+        if let Some(xff) = xff {
+            req.insert_header(X_FORWARDED_FOR.clone(), xff)?;
+        }
+        if client == peer {
+            req.insert_header(X_REAL_IP.clone(), ip)?;
+        } else if let Some(c) = client {
+            req.insert_header(X_REAL_IP.clone(), c.to_string())?;
+        }
+    }
+    let proto = if tls { "https" } else { "http" };
+    req.insert_header(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto))?;
+    Ok(())
+}
+
+/// The edits made to every response before it goes to the client: drop
+/// hop-by-hop headers, except what a `101 Switching Protocols` needs.
+pub fn edit_response_headers(resp: &mut ResponseHeader) {
+    let switching = resp.status.as_u16() == 101;
+    for n in hop_by_hop(&resp.headers, switching) {
+        resp.remove_header(&n);
+    }
+}
+
+/// The client address: the peer, unless the peer is a trusted proxy, in
+/// which case the rightmost `X-Forwarded-For` entry that is not itself
+/// trusted (an unparsable entry ends the walk: the peer's view stands).
+pub fn real_client(peer: IpAddr, xff: Option<&[u8]>, trusted: &[Cidr]) -> Option<IpAddr> {
+    if trusted.is_empty() || !trusted.iter().any(|c| c.contains(peer)) {
+        return Some(peer);
+    }
+    let Some(xff) = xff.and_then(|x| std::str::from_utf8(x).ok()) else {
+        return Some(peer);
+    };
+    let mut last = peer;
+    for part in xff.rsplit(',') {
+        match part.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.iter().any(|c| c.contains(ip)) => last = ip,
+            Ok(ip) => return Some(ip),
+            Err(_) => return Some(last),
+        }
+    }
+    Some(last)
+}
+
+/// The `X-Forwarded-For` a request arrived with.
+pub fn forwarded_for(req: &RequestHeader) -> Option<&[u8]> {
+    req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_list_both_ways() {
+        let mut req = RequestHeader::build("GET", b"/", None).expect("req");
+        for (k, v) in [
+            ("Connection", "close, X-Foo"),
+            ("X-Foo", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Upgrade", "h2c"),
+            ("X-Keep", "1"),
+        ] {
+            req.append_header(k, v).expect("header");
+        }
+        edit_request_headers(&mut req, None, None, false, false).expect("edit");
+        let names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-keep", "x-forwarded-proto"]);
+
+        let mut resp = ResponseHeader::build(200, None).expect("resp");
+        for (k, v) in [
+            ("Connection", "X-Bar"),
+            ("X-Bar", "1"),
+            ("Upgrade", "x"),
+            ("TE", "y"),
+        ] {
+            resp.append_header(k, v).expect("header");
+        }
+        edit_response_headers(&mut resp);
+        assert!(resp.headers.is_empty(), "{:?}", resp.headers);
+
+        let mut switch = ResponseHeader::build(101, None).expect("resp");
+        switch
+            .append_header("Connection", "upgrade")
+            .expect("header");
+        switch
+            .append_header("Upgrade", "websocket")
+            .expect("header");
+        edit_response_headers(&mut switch);
+        assert_eq!(switch.headers.len(), 2);
+    }
+}

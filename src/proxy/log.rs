@@ -1,0 +1,38 @@
+//! The last phase: count the request on its backend and upstream, and
+//! write its access-log line.
+
+use super::respond::final_response;
+use super::Ctx;
+use crate::access_log::Entry;
+use crate::state::Shared;
+use http::header;
+use pingora_proxy::Session;
+
+/// Count and log one finished request.
+pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx) {
+    ctx.attempts.end();
+    let status = final_response(session).map_or(0, |r| r.status.as_u16());
+    let elapsed = ctx.start.elapsed();
+    if let Some(pool) = &ctx.pool {
+        pool.latency.observe(elapsed);
+        match ctx.attempts.last() {
+            Some(b) => b.count_status(status),
+            None => pool.no_backend.count_status(status),
+        }
+    }
+    if shared.access_log.enabled() {
+        let req = session.req_header();
+        shared.access_log.log(Entry {
+            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            method: req.method.as_str(),
+            uri: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            version: req.version,
+            status,
+            bytes: session.body_bytes_sent(),
+            referer: req.headers.get(header::REFERER).map(|v| v.as_bytes()),
+            user_agent: req.headers.get(header::USER_AGENT).map(|v| v.as_bytes()),
+            upstream: ctx.attempts.last().map(|b| b.addr),
+            elapsed,
+        });
+    }
+}

@@ -1,0 +1,89 @@
+//! Upstream choice: the request's host for routing, the consistent-hash
+//! key, and the Pingora peer for a chosen backend.
+
+use crate::config::HashKey;
+use crate::pool::{BackendState, Pool};
+use http::header;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType};
+use pingora_http::RequestHeader;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// How long an idle upstream connection stays in the keep-alive pool.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The request's host: the URI authority (HTTP/2) or `Host` (HTTP/1, where
+/// an absolute-form target was already turned into `Host`).
+pub fn request_host(req: &RequestHeader) -> &[u8] {
+    match req.uri.authority() {
+        Some(a) => a.as_str().as_bytes(),
+        None => req.headers.get(header::HOST).map_or(b"", |h| h.as_bytes()),
+    }
+}
+
+fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+    req.headers.get_all(header::COOKIE).iter().find_map(|v| {
+        v.as_bytes().split(|&c| c == b';').find_map(|kv| {
+            let kv = kv.trim_ascii();
+            let eq = kv.iter().position(|&c| c == b'=')?;
+            (kv[..eq].trim_ascii() == name.as_bytes()).then(|| kv[eq + 1..].trim_ascii())
+        })
+    })
+}
+
+/// The consistent-hash key for this request, written into `buf` when it is
+/// the client IP. A missing header or cookie falls back to the client IP.
+pub fn hash_key<'a>(
+    key: &HashKey,
+    req: &'a RequestHeader,
+    ip: Option<IpAddr>,
+    buf: &'a mut [u8; 16],
+) -> &'a [u8] {
+    let found: Option<&[u8]> = match key {
+        HashKey::ClientIp => None,
+        HashKey::Uri => Some(
+            req.uri
+                .path_and_query()
+                .map_or(b"/", |pq| pq.as_str().as_bytes()),
+        ),
+        HashKey::Path => Some(req.uri.path().as_bytes()),
+        HashKey::Header(n) => req.headers.get(n).map(|v| v.as_bytes()),
+        HashKey::Cookie(n) => cookie_value(req, n),
+    };
+    if let Some(k) = found {
+        return k;
+    }
+    match ip {
+        Some(IpAddr::V4(v4)) => {
+            buf[..4].copy_from_slice(&v4.octets());
+            &buf[..4]
+        }
+        Some(IpAddr::V6(v6)) => {
+            *buf = v6.octets();
+            &buf[..]
+        }
+        None => b"",
+    }
+}
+
+/// The Pingora peer for backend `b` of `pool`.
+pub fn peer_for(b: &BackendState, pool: &Pool) -> HttpPeer {
+    let cfg = &pool.cfg;
+    let mut peer = HttpPeer::new(b.addr, false, String::new());
+    peer.options.connection_timeout = Some(cfg.connect_timeout);
+    peer.options.read_timeout = Some(cfg.read_timeout);
+    peer.options.write_timeout = Some(cfg.write_timeout);
+    peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
+    peer
+}
+
+/// The error when no backend can be tried: 502 after failed tries, 503
+/// when nothing was usable to begin with.
+pub fn no_backend(tried_any: bool) -> Box<Error> {
+    if tried_any {
+        Error::explain(ErrorType::HTTPStatus(502), "every tried backend failed")
+    } else {
+        Error::explain(ErrorType::HTTPStatus(503), "no usable backend")
+    }
+}
