@@ -6,7 +6,7 @@ use bulb::config::{parse, Algorithm};
 use bulb::discovery::DnsCache;
 use bulb::metrics::Metrics;
 use bulb::pool::selection::Selector;
-use bulb::pool::{BackendState, Tried};
+use bulb::pool::{BackendState, Start, Target, Tried};
 use bulb::runtime::Runtime;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ fn states(n: usize) -> Vec<Arc<BackendState>> {
             let addr = format!("10.0.{}.{}:80", i / 250, i % 250 + 1)
                 .parse()
                 .unwrap();
-            Arc::new(BackendState::new(addr, 1, false, false))
+            Arc::new(BackendState::new(Target::new(addr), Start::Usable))
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 //! queued by then in one go, and confirms a [`AccessLog::flush`] once what
 //! was queued before it is written.
 
-use crate::config::AccessLog as Target;
+use crate::config::AccessLogSpec;
 use arc_swap::ArcSwapOption;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -56,7 +56,7 @@ const QUEUE: usize = 16 * 1024;
 
 impl AccessLog {
     /// Start logging to `target` (a writer thread per target).
-    pub fn new(target: &Target) -> Self {
+    pub fn new(target: &AccessLogSpec) -> Self {
         let log = AccessLog {
             tx: ArcSwapOption::empty(),
             dropped: Arc::new(AtomicU64::new(0)),
@@ -66,9 +66,9 @@ impl AccessLog {
     }
 
     /// Switch to `target` (a reload may change it); also reopens a file.
-    pub fn retarget(&self, target: &Target) {
+    pub fn retarget(&self, target: &AccessLogSpec) {
         let tx = match target {
-            Target::Off => None,
+            AccessLogSpec::Off => None,
             t => {
                 let (tx, rx) = sync_channel(QUEUE);
                 let t = t.clone();
@@ -128,9 +128,9 @@ impl AccessLog {
     }
 }
 
-fn open(t: &Target) -> Box<dyn Write + Send> {
+fn open(t: &AccessLogSpec) -> Box<dyn Write + Send> {
     match t {
-        Target::File(p) => match std::fs::OpenOptions::new()
+        AccessLogSpec::File(p) => match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(p)
@@ -147,7 +147,7 @@ fn open(t: &Target) -> Box<dyn Write + Send> {
 
 /// Write lines as they come: block until one arrives, then take everything
 /// queued behind it before flushing, so a busy log costs one write per batch.
-fn writer(t: Target, rx: Receiver<Msg>) {
+fn writer(t: AccessLogSpec, rx: Receiver<Msg>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, open(&t));
     let mut next = rx.recv();
     while let Ok(msg) = next {

@@ -2,7 +2,7 @@
 //! of a pool each `interval`, with our own up/down thresholds kept on the
 //! backend's state so they survive reloads.
 
-use crate::config::{HealthCheck as HealthCfg, ProbeKind};
+use crate::config::{HealthCheckSpec, ProbeKind};
 use crate::pool::{BackendState, Pool};
 use futures::future::join_all;
 use log::{info, warn};
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// A configured probe.
 pub struct Prober {
-    cfg: HealthCfg,
+    cfg: HealthCheckSpec,
     check: Box<dyn HealthCheck + Send + Sync>,
 }
 
@@ -32,7 +32,7 @@ pub enum ProbeError {
 
 impl Prober {
     /// Build the Pingora check for `cfg`.
-    pub fn new(cfg: &HealthCfg) -> Self {
+    pub fn new(cfg: &HealthCheckSpec) -> Self {
         let check: Box<dyn HealthCheck + Send + Sync> = match &cfg.kind {
             ProbeKind::Tcp => {
                 let mut c = TcpHealthCheck::new();

@@ -1,6 +1,6 @@
 //! Counters kept outside any single config generation: reload results, the
 //! request-duration histograms per upstream, and requests no route took.
-//! Per-backend counters live on [`crate::pool::BackendState`].
+//! Per-backend counters live on each backend's state in the pool.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -2,7 +2,7 @@
 //! [`Config`]. A reload builds a new [`Runtime`] and swaps it in; requests
 //! hold the one they started with until they finish.
 
-use crate::config::{Config, HostMatch, Route};
+use crate::config::{Config, HostMatch, RouteSpec};
 use crate::discovery::DnsCache;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
@@ -71,7 +71,7 @@ impl Runtime {
     }
 }
 
-fn route_matches(r: &Route, host: &[u8], path: &[u8]) -> bool {
+fn route_matches(r: &RouteSpec, host: &[u8], path: &[u8]) -> bool {
     let host_ok = match &r.host {
         None => true,
         Some(HostMatch::Exact(h)) => host.eq_ignore_ascii_case(h.as_bytes()),

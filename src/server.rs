@@ -4,7 +4,7 @@
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::cli::Cli;
-use crate::config::{Config, Listener};
+use crate::config::{Config, ListenerSpec};
 use crate::control::{Control, Source};
 use crate::discovery::DnsCache;
 use crate::guard::Guarded;
@@ -108,7 +108,7 @@ pub fn run(
 
 fn add_listener<A>(
     svc: &mut Service<A>,
-    l: &Listener,
+    l: &ListenerSpec,
     buffers: L4BufferSettings,
 ) -> Result<(), StartError> {
     let addr = l.address.to_string();

@@ -58,6 +58,23 @@ impl Locator {
             .copied()
     }
 
+    /// Where the value at `path` stands or, when the file has no such path
+    /// (a default, or a path spelled differently), where its nearest
+    /// enclosing key or item does: an error always points into the file.
+    pub fn nearest(&self, path: &str) -> Option<Pos> {
+        if let Some(pos) = self.value(path) {
+            return Some(pos);
+        }
+        let mut p = path;
+        loop {
+            let cut = p.rfind(['.', '['])?;
+            p = &p[..cut];
+            if let Some(pos) = self.key(p) {
+                return Some(pos);
+            }
+        }
+    }
+
     /// The keys of the top-level mapping, in file order.
     pub fn top_keys(&self) -> &[String] {
         &self.top_keys
@@ -157,6 +174,31 @@ impl MarkedEventReceiver for Builder {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod nearest_tests {
+    use super::*;
+
+    #[test]
+    fn falls_back_to_the_enclosing_item() {
+        let loc = Locator::new("upstreams:\n  web:\n    backends:\n      - address: a:1\n");
+        assert_eq!(
+            loc.nearest("upstreams.web.backends[0].address")
+                .map(|p| p.line),
+            Some(4)
+        );
+        assert_eq!(
+            loc.nearest("upstreams.web.backends[0].wieght")
+                .map(|p| p.line),
+            Some(4)
+        );
+        assert_eq!(
+            loc.nearest("upstreams.web.retries").map(|p| p.line),
+            Some(2)
+        );
+        assert_eq!(loc.nearest("nothing.here"), None);
     }
 }
 

@@ -13,17 +13,17 @@ pub struct Config {
     /// Pingora's own server settings, with bulb's defaults applied.
     pub server: ServerConf,
     /// Proxy listeners.
-    pub listeners: Vec<Listener>,
+    pub listeners: Vec<ListenerSpec>,
     /// Admin listener, if any.
     pub admin: Option<SocketAddr>,
     /// Access log target.
-    pub access_log: AccessLog,
+    pub access_log: AccessLogSpec,
     /// Routing rules, first match wins.
-    pub routes: Vec<Route>,
+    pub routes: Vec<RouteSpec>,
     /// Upstream pools; routes refer to them by index.
-    pub upstreams: Vec<Upstream>,
+    pub upstreams: Vec<UpstreamSpec>,
     /// Client-side limits.
-    pub limits: Limits,
+    pub limits: LimitsSpec,
     /// Peers whose `X-Forwarded-For` is believed (see `proxy::real_client`).
     pub trusted_proxies: Vec<Cidr>,
 }
@@ -87,7 +87,7 @@ impl Cidr {
 
 /// A proxy listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
+pub struct ListenerSpec {
     /// Bind address.
     pub address: SocketAddr,
     /// TLS termination.
@@ -105,7 +105,7 @@ pub struct TlsFiles {
 
 /// Where access-log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessLog {
+pub enum AccessLogSpec {
     /// No access log.
     Off,
     /// Standard output.
@@ -125,7 +125,7 @@ pub enum HostMatch {
 
 /// One routing rule.
 #[derive(Debug, Clone)]
-pub struct Route {
+pub struct RouteSpec {
     /// Host condition.
     pub host: Option<HostMatch>,
     /// Path prefix condition.
@@ -207,7 +207,7 @@ pub enum ProbeKind {
 
 /// Active health checking.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheck {
+pub struct HealthCheckSpec {
     /// Probe kind.
     pub kind: ProbeKind,
     /// Time between probes.
@@ -222,7 +222,7 @@ pub struct HealthCheck {
 
 /// Passive failure counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Passive {
+pub struct PassiveSpec {
     /// Failures within `fail_timeout` that eject.
     pub max_fails: u32,
     /// Counting window and ejection time.
@@ -231,7 +231,7 @@ pub struct Passive {
 
 /// One upstream pool.
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub struct UpstreamSpec {
     /// Name from the file.
     pub name: String,
     /// Selection algorithm.
@@ -243,9 +243,9 @@ pub struct Upstream {
     /// Re-resolution interval for hostnames.
     pub discovery_interval: Duration,
     /// Active checks.
-    pub health_check: Option<HealthCheck>,
+    pub health_check: Option<HealthCheckSpec>,
     /// Passive checks.
-    pub passive: Option<Passive>,
+    pub passive: Option<PassiveSpec>,
     /// Further backends tried after a connect failure.
     pub retries: u32,
     /// Connect timeout.
@@ -256,9 +256,13 @@ pub struct Upstream {
     pub write_timeout: Duration,
 }
 
+/// The largest `limits.request_buffer_bytes`: Pingora keeps a buffered
+/// request body in its retry buffer, which holds 64 KiB.
+pub const MAX_REQUEST_BUFFER: usize = 64 * 1024;
+
 /// Client-side limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct LimitsSpec {
     /// Largest total request header size.
     pub max_header_bytes: usize,
     /// Idle keep-alive timeout for client connections.
@@ -277,9 +281,9 @@ pub struct Limits {
     pub client_body_timeout: Duration,
 }
 
-impl Default for Limits {
+impl Default for LimitsSpec {
     fn default() -> Self {
-        Limits {
+        LimitsSpec {
             max_header_bytes: 16 * 1024,
             client_keepalive_timeout: Duration::from_secs(60),
             client_read_buffer_bytes: 4 * 1024,

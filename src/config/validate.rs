@@ -104,9 +104,10 @@ impl Validator {
         });
     }
 
-    /// An error about the value at `path`.
+    /// An error about the value at `path` (or, failing that, the nearest
+    /// enclosing part of the file).
     fn err(&mut self, path: &str, msg: impl Into<String>) {
-        let pos = self.loc.value(path);
+        let pos = self.loc.nearest(path);
         self.err_at(pos, msg);
     }
 
@@ -172,23 +173,23 @@ impl Validator {
             }
         }
         let access_log = match &file.access_log {
-            None | Some(AccessLogFile::Flag(true)) => AccessLog::Stdout,
-            Some(AccessLogFile::Flag(false)) => AccessLog::Off,
+            None | Some(AccessLogFile::Flag(true)) => AccessLogSpec::Stdout,
+            Some(AccessLogFile::Flag(false)) => AccessLogSpec::Off,
             Some(AccessLogFile::Target(s)) => match s.as_str() {
-                "stdout" | "-" => AccessLog::Stdout,
-                "off" => AccessLog::Off,
+                "stdout" | "-" => AccessLogSpec::Stdout,
+                "off" => AccessLogSpec::Off,
                 "" => {
                     self.err(
                         "access_log",
                         "access_log must be stdout, off or a file path",
                     );
-                    AccessLog::Off
+                    AccessLogSpec::Off
                 }
-                p => AccessLog::File(p.to_string()),
+                p => AccessLogSpec::File(p.to_string()),
             },
         };
         let names: Vec<String> = file.upstreams.keys().cloned().collect();
-        let upstreams: Vec<Upstream> = file
+        let upstreams: Vec<UpstreamSpec> = file
             .upstreams
             .iter()
             .map(|(name, u)| self.upstream(name, u))
@@ -254,12 +255,12 @@ impl Validator {
         }
     }
 
-    fn listeners(&mut self, ls: &[ListenerFile]) -> Vec<Listener> {
+    fn listeners(&mut self, ls: &[ListenerFile]) -> Vec<ListenerSpec> {
         if ls.is_empty() {
             let pos = self.loc.key("listeners");
             self.err_at(pos, "at least one entry under `listeners` is required");
         }
-        let mut out: Vec<Listener> = Vec::new();
+        let mut out: Vec<ListenerSpec> = Vec::new();
         for (i, l) in ls.iter().enumerate() {
             let path = format!("listeners[{i}].address");
             let Some(address) = self.socket_addr(&path, &l.address) else {
@@ -282,12 +283,12 @@ impl Validator {
                     key: t.key.clone(),
                 }
             });
-            out.push(Listener { address, tls });
+            out.push(ListenerSpec { address, tls });
         }
         out
     }
 
-    fn routes(&mut self, rs: &[RouteFile], names: &[String]) -> Vec<Route> {
+    fn routes(&mut self, rs: &[RouteFile], names: &[String]) -> Vec<RouteSpec> {
         if rs.is_empty() {
             if names.len() > 1 {
                 let pos = self.loc.key("upstreams");
@@ -296,7 +297,7 @@ impl Validator {
                     "`routes` are required when there is more than one upstream",
                 );
             }
-            return vec![Route {
+            return vec![RouteSpec {
                 host: None,
                 path_prefix: None,
                 upstream: 0,
@@ -339,7 +340,7 @@ impl Validator {
                     );
                 }
             }
-            out.push(Route {
+            out.push(RouteSpec {
                 host,
                 path_prefix: r.path_prefix.clone(),
                 upstream,
@@ -348,7 +349,7 @@ impl Validator {
         out
     }
 
-    fn upstream(&mut self, name: &str, u: &UpstreamFile) -> Upstream {
+    fn upstream(&mut self, name: &str, u: &UpstreamFile) -> UpstreamSpec {
         let p = format!("upstreams.{name}");
         let algorithm = match u.algorithm.as_deref() {
             None | Some("round_robin") => Algorithm::RoundRobin,
@@ -409,7 +410,7 @@ impl Validator {
                     "max_fails must be at least 1 (omit `passive` to disable)",
                 );
             }
-            Passive {
+            PassiveSpec {
                 max_fails: max_fails.max(1),
                 fail_timeout: self.duration(
                     &format!("{p}.passive.fail_timeout"),
@@ -418,7 +419,7 @@ impl Validator {
                 ),
             }
         });
-        Upstream {
+        UpstreamSpec {
             name: name.to_string(),
             algorithm,
             hash_key,
@@ -507,7 +508,7 @@ impl Validator {
         })
     }
 
-    fn health(&mut self, p: &str, h: &HealthCheckFile) -> HealthCheck {
+    fn health(&mut self, p: &str, h: &HealthCheckFile) -> HealthCheckSpec {
         let kind = match h.kind.as_str() {
             "tcp" => {
                 for (k, given) in [
@@ -561,7 +562,7 @@ impl Validator {
         };
         let healthy_after = count("healthy_after", h.healthy_after, 2);
         let unhealthy_after = count("unhealthy_after", h.unhealthy_after, 3);
-        HealthCheck {
+        HealthCheckSpec {
             kind,
             interval: self.duration(
                 &format!("{p}.interval"),
@@ -574,8 +575,8 @@ impl Validator {
         }
     }
 
-    fn limits(&mut self, l: &Option<LimitsFile>) -> Limits {
-        let mut out = Limits::default();
+    fn limits(&mut self, l: &Option<LimitsFile>) -> LimitsSpec {
+        let mut out = LimitsSpec::default();
         if let Some(l) = l {
             if let Some(n) = l.max_header_bytes {
                 if n < 1024 {
@@ -615,7 +616,7 @@ impl Validator {
                 out.client_keepalive_timeout,
             );
             if let Some(n) = l.request_buffer_bytes {
-                let max = crate::proxy::body::MAX_BUFFER;
+                let max = MAX_REQUEST_BUFFER;
                 if n > max {
                     self.err(
                         "limits.request_buffer_bytes",

@@ -2,7 +2,8 @@
 //! metrics and reloads. Everything on it is an atomic: the request path never
 //! locks.
 
-use crate::config::Passive;
+use super::Target;
+use crate::config::PassiveSpec;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -16,6 +17,15 @@ pub fn now_ms() -> u64 {
 
 /// Number of distinct HTTP statuses counted (100..=599).
 const STATUSES: usize = 500;
+
+/// How a new backend starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Usable at once (its pool has no active checks).
+    Usable,
+    /// Down until its first probe succeeds (active checks are configured).
+    AwaitingProbe,
+}
 
 /// One backend address of one upstream, with its health and counters.
 ///
@@ -43,15 +53,16 @@ pub struct BackendState {
 }
 
 impl BackendState {
-    /// A new backend. With active checks configured it starts down and
-    /// becomes usable only when its first probe succeeds.
-    pub fn new(addr: SocketAddr, weight: u32, backup: bool, actively_checked: bool) -> Self {
+    /// A new backend for `target`, usable at once or only after its first
+    /// successful probe, as `start` says.
+    pub fn new(target: Target, start: Start) -> Self {
+        let addr = target.addr;
         BackendState {
             addr,
             addr_str: addr.to_string(),
-            weight: AtomicU32::new(weight),
-            backup: AtomicBool::new(backup),
-            healthy: AtomicBool::new(!actively_checked),
+            weight: AtomicU32::new(target.weight),
+            backup: AtomicBool::new(target.backup),
+            healthy: AtomicBool::new(start == Start::Usable),
             probe_streak: AtomicU32::new(0),
             probed: AtomicBool::new(false),
             in_flight: AtomicI64::new(0),
@@ -65,10 +76,10 @@ impl BackendState {
         }
     }
 
-    /// Set weight and backup flag (a reload may change them).
-    pub fn set_role(&self, weight: u32, backup: bool) {
-        self.weight.store(weight, Relaxed);
-        self.backup.store(backup, Relaxed);
+    /// Take weight and backup flag from `target` (a reload may change them).
+    pub fn set_role(&self, target: &Target) {
+        self.weight.store(target.weight, Relaxed);
+        self.backup.store(target.backup, Relaxed);
     }
 
     /// Relative weight.
@@ -143,7 +154,7 @@ impl BackendState {
     /// A request to this backend failed (`connect`: it could not even be
     /// reached; else a timeout or reset). Returns true when this failure
     /// ejected the backend.
-    pub fn record_failure(&self, passive: Option<Passive>, connect: bool) -> bool {
+    pub fn record_failure(&self, passive: Option<PassiveSpec>, connect: bool) -> bool {
         self.failures.fetch_add(1, Relaxed);
         let Some(p) = passive else { return false };
         let now = now_ms();
@@ -211,7 +222,12 @@ mod tests {
     use std::time::Duration;
 
     fn b(checked: bool) -> BackendState {
-        BackendState::new("127.0.0.1:1".parse().unwrap(), 1, false, checked)
+        let start = if checked {
+            Start::AwaitingProbe
+        } else {
+            Start::Usable
+        };
+        BackendState::new(Target::new("127.0.0.1:1".parse().unwrap()), start)
     }
 
     #[test]
@@ -229,7 +245,7 @@ mod tests {
     #[test]
     fn passive_ejection_after_max_fails() {
         let s = b(false);
-        let p = Some(Passive {
+        let p = Some(PassiveSpec {
             max_fails: 3,
             fail_timeout: Duration::from_secs(30),
         });
@@ -246,7 +262,7 @@ mod tests {
     #[test]
     fn timeout_ejection_outlives_a_passing_probe() {
         let s = b(false);
-        let p = Some(Passive {
+        let p = Some(PassiveSpec {
             max_fails: 1,
             fail_timeout: Duration::from_secs(30),
         });

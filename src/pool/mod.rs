@@ -4,9 +4,9 @@
 pub mod backend;
 pub mod selection;
 
-pub use backend::{now_ms, BackendState};
+pub use backend::{now_ms, BackendState, Start};
 
-use crate::config::{Algorithm, Upstream};
+use crate::config::{Algorithm, UpstreamSpec};
 use crate::metrics::Histogram;
 use arc_swap::ArcSwap;
 use selection::Selector;
@@ -34,10 +34,21 @@ pub struct Target {
     pub backup: bool,
 }
 
+impl Target {
+    /// A primary backend of weight 1 at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Target {
+            addr,
+            weight: 1,
+            backup: false,
+        }
+    }
+}
+
 /// A running upstream pool.
 pub struct Pool {
     /// Its validated configuration.
-    pub cfg: Upstream,
+    pub cfg: UpstreamSpec,
     members: ArcSwap<Members>,
     retired: watch::Sender<bool>,
     /// Request durations of this upstream (kept across reloads).
@@ -53,7 +64,7 @@ impl Pool {
     /// known now), taking over the state of backends that `previous` (the
     /// same-named pool of the running config) already has.
     pub fn new(
-        cfg: Upstream,
+        cfg: UpstreamSpec,
         targets: &[Target],
         previous: Option<&Pool>,
         latency: Arc<Histogram>,
@@ -67,7 +78,10 @@ impl Pool {
             retired: watch::Sender::new(false),
             changed: tokio::sync::Notify::new(),
             latency,
-            no_backend: BackendState::new(SocketAddr::from(([0, 0, 0, 0], 0)), 1, false, false),
+            no_backend: BackendState::new(
+                Target::new(SocketAddr::from(([0, 0, 0, 0], 0))),
+                Start::Usable,
+            ),
             cfg,
         };
         let old = previous.map(|p| p.members.load_full());
@@ -104,6 +118,11 @@ impl Pool {
 
     fn set_targets(&self, targets: &[Target], old: Option<&Members>) {
         let checked = self.cfg.health_check.is_some();
+        let start = if checked {
+            Start::AwaitingProbe
+        } else {
+            Start::Usable
+        };
         let by_addr: HashMap<SocketAddr, &Arc<BackendState>> = old
             .map(|m| m.all.iter().map(|s| (s.addr, s)).collect())
             .unwrap_or_default();
@@ -114,13 +133,13 @@ impl Pool {
             }
             let state = match by_addr.get(&t.addr) {
                 Some(s) => {
-                    s.set_role(t.weight, t.backup);
+                    s.set_role(t);
                     if !checked {
                         s.clear_active_health();
                     }
                     (*s).clone()
                 }
-                None => Arc::new(BackendState::new(t.addr, t.weight, t.backup, checked)),
+                None => Arc::new(BackendState::new(*t, start)),
             };
             all.push(state);
         }
@@ -144,10 +163,7 @@ impl Pool {
         let now = now_ms();
         let fresh = tried.is_empty();
         let ok = |s: &BackendState| s.usable(now) && (fresh || !tried.contains(s.addr));
-        let limit = match self.cfg.algorithm {
-            Algorithm::ConsistentHash => m.all.len() * 160 + 16,
-            _ => m.all.len() * 2 + 4,
-        };
+        let limit = walk_limit(self.cfg.algorithm, m.all.len());
         let scan = |backup: bool, f: &dyn Fn(&BackendState) -> bool| {
             m.all.iter().find(|s| s.backup() == backup && f(s)).cloned()
         };
@@ -180,6 +196,21 @@ impl Pool {
     /// Whether any backend is given by name (and so needs discovery).
     pub fn has_hostnames(&self) -> bool {
         self.cfg.backends.iter().any(|b| b.ip.is_none())
+    }
+}
+
+/// Points per unit of weight on Pingora's Ketama ring.
+const KETAMA_POINTS: usize = 160;
+
+/// How many candidates a selector may offer before the pool gives up on its
+/// order and scans the members instead: enough to walk past every backend
+/// (around the ring for Ketama, twice round for the others), plus a few for
+/// the interleaving of weighted schedules.
+fn walk_limit(algorithm: Algorithm, backends: usize) -> usize {
+    const SLACK: usize = 16;
+    match algorithm {
+        Algorithm::ConsistentHash => backends * KETAMA_POINTS + SLACK,
+        _ => backends * 2 + SLACK,
     }
 }
 

@@ -137,12 +137,12 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                Arc::new(BackendState::new(
-                    format!("127.0.0.1:{}", 9000 + i).parse().unwrap(),
-                    *w,
-                    false,
-                    false,
-                ))
+                let addr = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
+                let target = crate::pool::Target {
+                    weight: *w,
+                    ..crate::pool::Target::new(addr)
+                };
+                Arc::new(BackendState::new(target, crate::pool::Start::Usable))
             })
             .collect()
     }

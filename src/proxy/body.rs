@@ -4,7 +4,8 @@
 //! upstream connection and a connect failure can be retried elsewhere.
 //!
 //! The body is kept in Pingora's retry buffer, which the proxy sends for
-//! each attempt. That buffer holds 64 KiB ([`MAX_BUFFER`]) and is dropped
+//! each attempt. That buffer holds 64 KiB
+//! ([`crate::config::MAX_REQUEST_BUFFER`]) and is dropped
 //! whole when a read overflows it, so no read may: a `Content-Length` body
 //! is only buffered when it fits, a chunked HTTP/1 body is read through the
 //! connection's read cap ([`crate::guard::Link`]), an HTTP/2 body one frame
@@ -14,9 +15,6 @@ use crate::guard::Link;
 use pingora_error::ErrorType;
 use pingora_proxy::Session;
 use std::time::Duration;
-
-/// The most a request buffer can hold (Pingora's retry buffer).
-pub const MAX_BUFFER: usize = 64 * 1024;
 
 /// The largest HTTP/2 DATA frame a client may send us (the default
 /// SETTINGS_MAX_FRAME_SIZE, which bulb does not raise).
