@@ -9,14 +9,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-fn conf(rec: &Recorder, extra_top: &str) -> String {
-    format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n{extra_top}\
-         upstreams:\n  web:\n    backends:\n      - address: {}\n",
-        rec.addr
-    )
-}
-
 /// A response read off a raw connection.
 #[derive(Debug)]
 struct Answer {
@@ -109,7 +101,7 @@ fn refused(bulb: &Bulb, rec: &Recorder, cases: &[(&str, Vec<u8>)], want: u16) {
 #[test]
 fn content_length_lists_reach_the_backend_as_one_header() {
     let rec = Recorder::start();
-    let bulb = Bulb::start(&conf(&rec, ""));
+    let bulb = Bulb::start(&Conf::addrs(&[rec.addr]).yaml());
     let cases: [&[u8]; 2] = [
         b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello",
         b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
@@ -142,7 +134,7 @@ fn content_length_lists_reach_the_backend_as_one_header() {
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let rec = Recorder::start();
-    let bulb = Bulb::start(&conf(&rec, ""));
+    let bulb = Bulb::start(&Conf::addrs(&[rec.addr]).yaml());
     // Three requests in one write, a body in the middle.
     let one: &[u8] = b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
     let (answers, closed, _) = exchange(bulb.addr, &[one], Duration::ZERO);
@@ -184,7 +176,7 @@ fn pipelined_requests_are_answered_in_order() {
 #[test]
 fn malformed_chunked_bodies_never_reach_a_backend() {
     let rec = Recorder::start();
-    let bulb = Bulb::start(&conf(&rec, ""));
+    let bulb = Bulb::start(&Conf::addrs(&[rec.addr]).yaml());
     let head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
     let bodies: [(&str, &str); 9] = [
         ("empty chunk size", "\r\nhello\r\n0\r\n\r\n"),
@@ -212,7 +204,7 @@ fn malformed_chunked_bodies_never_reach_a_backend() {
 #[test]
 fn transfer_codings_other_than_chunked_are_refused() {
     let rec = Recorder::start();
-    let bulb = Bulb::start(&conf(&rec, ""));
+    let bulb = Bulb::start(&Conf::addrs(&[rec.addr]).yaml());
     let req = |te: &str| {
         format!("POST / HTTP/1.1\r\nHost: a\r\n{te}\r\n\r\n5\r\nhello\r\n0\r\n\r\n").into_bytes()
     };
@@ -246,7 +238,7 @@ fn transfer_codings_other_than_chunked_are_refused() {
 #[test]
 fn request_targets_and_hosts_are_validated() {
     let rec = Recorder::start();
-    let bulb = Bulb::start(&conf(&rec, ""));
+    let bulb = Bulb::start(&Conf::addrs(&[rec.addr]).yaml());
     let line = |l: &[u8]| [l, b"\r\nHost: a\r\n\r\n"].concat();
     let host = |h: &str| format!("GET / HTTP/1.1\r\n{h}\r\n\r\n").into_bytes();
     let cases = vec![
@@ -318,7 +310,7 @@ fn request_targets_and_hosts_are_validated() {
 #[test]
 fn expect_continue_is_answered_by_bulb_and_keeps_the_connection() {
     let rec = Recorder::start();
-    let bulb = Bulb::start(&conf(&rec, ""));
+    let bulb = Bulb::start(&Conf::addrs(&[rec.addr]).yaml());
     let mut s = TcpStream::connect(bulb.addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
@@ -354,7 +346,7 @@ fn expect_continue_is_answered_by_bulb_and_keeps_the_connection() {
     drop(s);
 
     let rec2 = Recorder::start();
-    let bulb2 = Bulb::start(&conf(&rec2, ""));
+    let bulb2 = Bulb::start(&Conf::addrs(&[rec2.addr]).yaml());
     let unknown = vec![(
         "200-ok",
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 200-ok\r\n\r\nhello".to_vec(),
@@ -410,7 +402,7 @@ fn a_buffered_body_is_retried_on_another_backend_after_a_connect_failure() {
 #[test]
 fn large_bodies_stream_and_a_framing_error_ends_the_upstream_connection() {
     let rec = Recorder::start();
-    let bulb = Bulb::start(&conf(&rec, ""));
+    let bulb = Bulb::start(&Conf::addrs(&[rec.addr]).yaml());
     let head = "POST /big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
     let chunk = "x".repeat(40_000);
     let good = format!("{head}9c40\r\n{chunk}\r\n9c40\r\n{chunk}\r\n0\r\n\r\n");
@@ -442,7 +434,11 @@ fn large_bodies_stream_and_a_framing_error_ends_the_upstream_connection() {
 #[test]
 fn a_stalled_body_is_answered_within_the_body_timeout() {
     let rec = Recorder::start();
-    let bulb = Bulb::start(&conf(&rec, "limits: {client_body_timeout: 1s}\n"));
+    let bulb = Bulb::start(
+        &Conf::addrs(&[rec.addr])
+            .top("limits: {client_body_timeout: 1s}\n")
+            .yaml(),
+    );
     for (name, req) in [
         (
             "short Content-Length",

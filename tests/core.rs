@@ -5,21 +5,17 @@ use common::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-fn one_upstream(extra: &str, bs: &[&Backend]) -> String {
-    format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n\
-         upstreams:\n  web:\n{extra}    backends:\n{}",
-        backends_yaml(bs)
-    )
-}
-
 #[test]
 fn round_robin_gives_equal_shares() {
     let bs: Vec<Backend> = (1..=3)
         .map(|i| Backend::start(&format!("b{i}"), Mode::Ok))
         .collect();
     let refs: Vec<&Backend> = bs.iter().collect();
-    let bulb = Bulb::start(&one_upstream("    algorithm: round_robin\n", &refs));
+    let bulb = Bulb::start(
+        &Conf::web(&refs)
+            .upstream("    algorithm: round_robin\n")
+            .yaml(),
+    );
     let m = tally(bulb.addr, "/", 300);
     for b in &bs {
         let n = m.get(b.name()).copied().unwrap_or(0);
@@ -70,8 +66,8 @@ fn consistent_hash_is_stable_minimal_and_shared() {
         .collect();
     let refs: Vec<&Backend> = bs.iter().collect();
     let alg = "    algorithm: consistent_hash\n    hash_key: header:X-User\n";
-    let one = Bulb::start(&one_upstream(alg, &refs));
-    let two = Bulb::start(&one_upstream(alg, &refs));
+    let one = Bulb::start(&Conf::web(&refs).upstream(alg).yaml());
+    let two = Bulb::start(&Conf::web(&refs).upstream(alg).yaml());
     let m1 = hash_map_of(&one, 200);
     // Same key, same backend, every time.
     assert_eq!(m1, hash_map_of(&one, 200));
@@ -80,7 +76,7 @@ fn consistent_hash_is_stable_minimal_and_shared() {
     let used: std::collections::HashSet<&String> = m1.values().collect();
     assert_eq!(used.len(), 3, "all backends get keys");
     // Remove h3: only h3's keys move.
-    let three = Bulb::start(&one_upstream(alg, &refs[..2]));
+    let three = Bulb::start(&Conf::web(&refs[..2]).upstream(alg).yaml());
     let m3 = hash_map_of(&three, 200);
     for (k, v) in &m1 {
         if v != "h3" {
@@ -93,10 +89,11 @@ fn consistent_hash_is_stable_minimal_and_shared() {
 fn least_connections_avoids_the_slow_backend() {
     let fast = Backend::start("fast", Mode::Ok);
     let slow = Backend::start("slow", Mode::Slow(Duration::from_millis(300)));
-    let bulb = Bulb::start(&one_upstream(
-        "    algorithm: least_connections\n",
-        &[&fast, &slow],
-    ));
+    let bulb = Bulb::start(
+        &Conf::web(&[&fast, &slow])
+            .upstream("    algorithm: least_connections\n")
+            .yaml(),
+    );
     let load = Load::start(bulb.addr, 6, Duration::from_secs(3));
     std::thread::sleep(Duration::from_secs(3));
     let st = load.finish();
@@ -116,7 +113,7 @@ fn tcp_health_check_ejects_and_readmits() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
     let hc = "    health_check: {kind: tcp, interval: 200ms, timeout: 200ms, healthy_after: 2, unhealthy_after: 2}\n    retries: 0\n";
-    let bulb = Bulb::start(&one_upstream(hc, &[&a, &b]));
+    let bulb = Bulb::start(&Conf::web(&[&a, &b]).upstream(hc).yaml());
     assert_eq!(tally(bulb.addr, "/", 10).len(), 2);
     b.stop();
     let t = Instant::now();
@@ -155,7 +152,7 @@ fn http_health_check_fails_on_status() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
     let hc = "    health_check: {kind: http, path: /health, expect_status: [200], interval: 200ms, timeout: 500ms, healthy_after: 1, unhealthy_after: 1}\n";
-    let bulb = Bulb::start(&one_upstream(hc, &[&a, &b]));
+    let bulb = Bulb::start(&Conf::web(&[&a, &b]).upstream(hc).yaml());
     assert_eq!(tally(bulb.addr, "/", 10).len(), 2);
     b.set_health_status(Some(500));
     assert!(
@@ -178,7 +175,7 @@ fn new_backend_with_checks_waits_for_first_probe() {
     let b = Backend::start("b", Mode::Ok);
     b.stop();
     let hc = "    health_check: {kind: tcp, interval: 5s, timeout: 200ms}\n    retries: 0\n";
-    let bulb = Bulb::start(&one_upstream(hc, &[&a, &b]));
+    let bulb = Bulb::start(&Conf::web(&[&a, &b]).upstream(hc).yaml());
     let m = tally(bulb.addr, "/", 20);
     assert_eq!(m.get("a"), Some(&20), "{m:?}");
 }
@@ -221,7 +218,7 @@ fn routes_by_host_and_path_404_and_503() {
 #[test]
 fn headers_seen_by_the_backend() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&one_upstream("", &[&a]));
+    let bulb = Bulb::start(&Conf::web(&[&a]).yaml());
     let r = get_with(
         bulb.addr,
         "/p?q=1",

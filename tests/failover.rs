@@ -5,14 +5,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn conf(bs: &[&Backend], extra: &str) -> String {
-    format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n\
-         upstreams:\n  web:\n{extra}    backends:\n{}",
-        backends_yaml(bs)
-    )
-}
-
 fn backend_field(bulb: &Bulb, addr: &str, field: &str) -> String {
     let s = bulb.admin_get("/status").body;
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
@@ -33,7 +25,7 @@ fn killing_a_backend_mid_load_loses_nothing() {
         .collect();
     let refs: Vec<&Backend> = bs.iter().collect();
     let extra = "    retries: 2\n    passive: {max_fails: 1, fail_timeout: 10s}\n    health_check: {kind: tcp, interval: 500ms, timeout: 300ms, unhealthy_after: 1}\n";
-    let bulb = Bulb::start(&conf(&refs, extra));
+    let bulb = Bulb::start(&Conf::web(&refs).upstream(extra).yaml());
     let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(700));
     bs[1].stop();
@@ -56,7 +48,7 @@ fn stopped_backend_without_checks_is_retried_transparently() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
     b.stop();
-    let bulb = Bulb::start(&conf(&[&a, &b], "    retries: 1\n"));
+    let bulb = Bulb::start(&Conf::web(&[&a, &b]).upstream("    retries: 1\n").yaml());
     let m = tally(bulb.addr, "/", 40);
     assert_eq!(m.get("a"), Some(&40), "{m:?}");
     assert!(
@@ -70,7 +62,11 @@ fn stopped_backend_without_checks_is_retried_transparently() {
 #[test]
 fn hanging_backend_gives_504_and_counts_a_failure() {
     let hang = Backend::start("hang", Mode::Hang);
-    let bulb = Bulb::start(&conf(&[&hang], "    read_timeout: 400ms\n    retries: 0\n"));
+    let bulb = Bulb::start(
+        &Conf::web(&[&hang])
+            .upstream("    read_timeout: 400ms\n    retries: 0\n")
+            .yaml(),
+    );
     let t = Instant::now();
     assert_eq!(bulb.get("/").unwrap().status, 504);
     assert!(
@@ -91,7 +87,7 @@ fn all_down_is_fast_then_recovers() {
     a.stop();
     b.stop();
     // Without active checks: every tried backend refuses -> 502, fast.
-    let plain = Bulb::start(&conf(&[&a, &b], "    retries: 1\n"));
+    let plain = Bulb::start(&Conf::web(&[&a, &b]).upstream("    retries: 1\n").yaml());
     let t = Instant::now();
     assert_eq!(plain.get("/").unwrap().status, 502);
     assert!(
@@ -100,10 +96,7 @@ fn all_down_is_fast_then_recovers() {
         t.elapsed()
     );
     // With active checks: nothing usable -> 503 without a connect.
-    let checked = Bulb::start(&conf(
-        &[&a, &b],
-        "    health_check: {kind: tcp, interval: 300ms, timeout: 200ms, healthy_after: 1}\n",
-    ));
+    let checked = Bulb::start(&Conf::web(&[&a, &b]).upstream("    health_check: {kind: tcp, interval: 300ms, timeout: 200ms, healthy_after: 1}\n").yaml());
     let t = Instant::now();
     for _ in 0..20 {
         assert_eq!(checked.get("/").unwrap().status, 503);
@@ -125,10 +118,11 @@ fn all_down_is_fast_then_recovers() {
 fn passive_ejection_and_readmission() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
-    let bulb = Bulb::start(&conf(
-        &[&a, &b],
-        "    retries: 1\n    passive: {max_fails: 2, fail_timeout: 1s}\n",
-    ));
+    let bulb = Bulb::start(
+        &Conf::web(&[&a, &b])
+            .upstream("    retries: 1\n    passive: {max_fails: 2, fail_timeout: 1s}\n")
+            .yaml(),
+    );
     b.stop();
     let baddr = b.addr.to_string();
     // Two failures eject b; from then on it is not even tried.
@@ -212,7 +206,7 @@ fn reset_before_response_is_retried_for_get_but_not_for_post() {
     let yaml = format!(
         "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\nupstreams:\n  web:\n    retries: 1\n\
          \x20   algorithm: consistent_hash\n    hash_key: header:X-K\n    backends:\n{}",
-        backends_yaml(&[&bad, &good])
+        backends_yaml(&[bad.addr, good.addr])
     );
     let bulb = Bulb::start(&yaml);
     // Find a key that hashes to `bad` first.

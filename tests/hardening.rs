@@ -7,14 +7,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-fn conf(bs: &[&Backend], extra_top: &str) -> String {
-    format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n{extra_top}\
-         upstreams:\n  web:\n    backends:\n{}",
-        backends_yaml(bs)
-    )
-}
-
 /// Send raw bytes; return the status of the first response (None: closed
 /// without one) and whether the server closed the connection afterwards.
 fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (Option<u16>, String) {
@@ -30,7 +22,7 @@ fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (Option<u16>, String) {
 #[test]
 fn malformed_requests_never_reach_a_backend() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], ""));
+    let bulb = Bulb::start(&Conf::web(&[&a]).yaml());
     let big = "x".repeat(20 * 1024);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage request line", b"GARBAGE\r\n\r\n".to_vec()),
@@ -78,7 +70,7 @@ fn malformed_requests_never_reach_a_backend() {
 #[test]
 fn smuggled_request_is_never_forwarded() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], ""));
+    let bulb = Bulb::start(&Conf::web(&[&a]).yaml());
     let attacks: [&[u8]; 3] = [
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 39\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n5c\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n0\r\n\r\n",
@@ -100,7 +92,11 @@ fn smuggled_request_is_never_forwarded() {
 #[test]
 fn slow_loris_is_cut_off_and_does_not_delay_others() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], "limits: {client_header_timeout: 1s}\n"));
+    let bulb = Bulb::start(
+        &Conf::web(&[&a])
+            .top("limits: {client_header_timeout: 1s}\n")
+            .yaml(),
+    );
     let addr = bulb.addr;
     let mut slow: Vec<TcpStream> = (0..200)
         .map(|_| {
@@ -154,7 +150,7 @@ fn slow_loris_is_cut_off_and_does_not_delay_others() {
 #[test]
 fn forwarded_headers_cannot_be_spoofed() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], ""));
+    let bulb = Bulb::start(&Conf::web(&[&a]).yaml());
     let spoof = [
         ("X-Forwarded-For", "1.2.3.4"),
         ("X-Real-IP", "1.2.3.4"),
@@ -171,7 +167,11 @@ fn forwarded_headers_cannot_be_spoofed() {
     assert_eq!(s.header("x-forwarded-proto"), Some("http"));
 
     // Behind a trusted proxy, the address it forwards is believed.
-    let trusted = Bulb::start(&conf(&[&a], "trusted_proxies: [127.0.0.0/8]\n"));
+    let trusted = Bulb::start(
+        &Conf::web(&[&a])
+            .top("trusted_proxies: [127.0.0.0/8]\n")
+            .yaml(),
+    );
     get_with(
         trusted.addr,
         "/",
@@ -216,7 +216,11 @@ impl Rng {
 #[test]
 fn random_bytes_do_not_hurt() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], "limits: {client_header_timeout: 1s}\n"));
+    let bulb = Bulb::start(
+        &Conf::web(&[&a])
+            .top("limits: {client_header_timeout: 1s}\n")
+            .yaml(),
+    );
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let valid = b"GET /path?q=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nCookie: a=b\r\n\r\nabc";
     let send = |rng: &mut Rng| {
@@ -266,7 +270,11 @@ fn random_bytes_do_not_hurt() {
 #[test]
 fn connection_limit_answers_cleanly() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], "limits: {max_client_connections: 5}\n"));
+    let bulb = Bulb::start(
+        &Conf::web(&[&a])
+            .top("limits: {max_client_connections: 5}\n")
+            .yaml(),
+    );
     // Readiness probes of the harness may still be closing: let them go.
     std::thread::sleep(Duration::from_millis(300));
     let idle: Vec<TcpStream> = (0..5)
@@ -299,7 +307,11 @@ fn connection_limit_answers_cleanly() {
 #[test]
 fn idle_keepalive_connections_are_closed_after_the_timeout_and_on_stop() {
     let a = Backend::start("a", Mode::Ok);
-    let mut bulb = Bulb::start(&conf(&[&a], "limits: {client_keepalive_timeout: 1s}\n"));
+    let mut bulb = Bulb::start(
+        &Conf::web(&[&a])
+            .top("limits: {client_keepalive_timeout: 1s}\n")
+            .yaml(),
+    );
     let open_idle = || {
         let mut s = TcpStream::connect(bulb.addr).unwrap();
         s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();

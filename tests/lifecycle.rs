@@ -6,24 +6,18 @@ use common::*;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-fn conf(bs: &[&Backend], extra: &str) -> String {
-    format!(
-        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 3\n\
-         listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n\
-         upstreams:\n  web:\n{extra}    backends:\n{}",
-        backends_yaml(bs)
-    )
-}
+/// Short drain settings for the stop and hand-over tests.
+const GRACE: &str = "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 3\n";
 
 #[test]
 fn reload_swaps_backends_under_load_without_errors() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], ""));
+    let bulb = Bulb::start(&Conf::web(&[&a]).top(GRACE).yaml());
     assert_eq!(bulb.generation(), 1);
     let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
-    bulb.rewrite(&conf(&[&b], ""));
+    bulb.rewrite(&Conf::web(&[&b]).top(GRACE).yaml());
     bulb.signal("HUP");
     assert!(bulb.wait_generation(2), "{}", bulb.logs());
     let before = b.hits();
@@ -43,7 +37,7 @@ fn reload_swaps_backends_under_load_without_errors() {
 #[test]
 fn invalid_reload_keeps_the_old_config() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], ""));
+    let bulb = Bulb::start(&Conf::web(&[&a]).top(GRACE).yaml());
     let load = Load::start(bulb.addr, 2, Duration::from_secs(10));
     std::fs::write(&bulb.conf, "listeners: [{address: \"127.0.0.1:1\"}]\nupstreams:\n  web:\n    backends: [{address: 127.0.0.1:2, weight: 0}]\n").unwrap();
     bulb.signal("HUP");
@@ -72,11 +66,16 @@ fn reload_keeps_health_state_and_probes_new_backends_first() {
     let fresh = Backend::start("fresh", Mode::Ok);
     fresh.stop();
     let hc = "    health_check: {kind: tcp, interval: 10s, timeout: 300ms}\n    retries: 0\n";
-    let bulb = Bulb::start(&conf(&[&a, &down], hc));
+    let bulb = Bulb::start(&Conf::web(&[&a, &down]).top(GRACE).upstream(hc).yaml());
     // `down` failed its first probe. Bring it back: with a 10 s interval it
     // stays marked down until the next probe, reload or not.
     down.restart();
-    bulb.rewrite(&conf(&[&a, &down, &fresh], hc));
+    bulb.rewrite(
+        &Conf::web(&[&a, &down, &fresh])
+            .top(GRACE)
+            .upstream(hc)
+            .yaml(),
+    );
     bulb.signal("HUP");
     assert!(bulb.wait_generation(2));
     let m = tally(bulb.addr, "/", 30);
@@ -90,7 +89,7 @@ fn reload_keeps_health_state_and_probes_new_backends_first() {
 #[test]
 fn reload_adding_a_listener_never_refuses() {
     let a = Backend::start("a", Mode::Ok);
-    let base = conf(&[&a], "");
+    let base = Conf::web(&[&a]).top(GRACE).yaml();
     let bulb = Bulb::start(&base);
     let second: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
@@ -143,7 +142,7 @@ fn kill_by_port(bulb: &Bulb) {
 #[test]
 fn sigterm_idle_exits_quickly() {
     let a = Backend::start("a", Mode::Ok);
-    let mut bulb = Bulb::start(&conf(&[&a], "").replace(
+    let mut bulb = Bulb::start(&Conf::web(&[&a]).top(GRACE).yaml().replace(
         "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 3\n",
         "",
     ));
@@ -160,7 +159,7 @@ fn sigterm_idle_exits_quickly() {
 #[test]
 fn sigterm_finishes_in_flight_requests() {
     let slow = Backend::start("slow", Mode::Slow(Duration::from_millis(1500)));
-    let mut bulb = Bulb::start(&conf(&[&slow], ""));
+    let mut bulb = Bulb::start(&Conf::web(&[&slow]).top(GRACE).yaml());
     let addr = bulb.addr;
     let h = std::thread::spawn(move || get(addr, "/"));
     std::thread::sleep(Duration::from_millis(300));
@@ -173,7 +172,7 @@ fn sigterm_finishes_in_flight_requests() {
 #[test]
 fn sigint_stops_fast() {
     let a = Backend::start("a", Mode::Ok);
-    let mut bulb = Bulb::start(&conf(&[&a], ""));
+    let mut bulb = Bulb::start(&Conf::web(&[&a]).top(GRACE).yaml());
     bulb.signal("INT");
     let took = bulb
         .wait_exit(Duration::from_secs(5))
@@ -184,7 +183,7 @@ fn sigint_stops_fast() {
 #[test]
 fn sigquit_upgrade_under_load() {
     let a = Backend::start("a", Mode::Ok);
-    let mut old = Bulb::start(&conf(&[&a], ""));
+    let mut old = Bulb::start(&Conf::web(&[&a]).top(GRACE).yaml());
     let load = Load::start(old.addr, 4, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
     let mut new = Bulb::spawn(&old.conf, &old.dir, &["-u"]);
@@ -218,7 +217,7 @@ fn daemon_mode_writes_pid_file_and_serves() {
     let dir = tempdir();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let conf = dir.join("bulb.yaml");
-    let yaml = Bulb::render(&conf_yaml_for(&a), addr, addr, &dir);
+    let yaml = Bulb::render(&Conf::web(&[&a]).no_admin().yaml(), addr, addr, &dir);
     std::fs::write(&conf, yaml).unwrap();
     let st = std::process::Command::new(bulb_bin())
         .arg("-d")
@@ -249,18 +248,11 @@ fn daemon_mode_writes_pid_file_and_serves() {
     );
 }
 
-fn conf_yaml_for(a: &Backend) -> String {
-    format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\nupstreams:\n  web:\n    backends:\n{}",
-        backends_yaml(&[a])
-    )
-}
-
 #[test]
 fn reload_removing_a_listener_closes_it_and_keeps_the_rest() {
     let a = Backend::start("a", Mode::Ok);
     let second: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let base = conf(&[&a], "");
+    let base = Conf::web(&[&a]).top(GRACE).yaml();
     let two = base.replace(
         "listeners: [{address: \"{LISTEN}\"}]",
         &format!("listeners: [{{address: \"{{LISTEN}}\"}}, {{address: \"{second}\"}}]"),

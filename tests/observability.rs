@@ -4,13 +4,9 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn conf(bs: &[&Backend], top: &str) -> String {
-    format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\n{top}\
-         upstreams:\n  web:\n    health_check: {{kind: tcp, interval: 200ms, timeout: 200ms, unhealthy_after: 1, healthy_after: 1}}\n    backends:\n{}",
-        backends_yaml(bs)
-    )
-}
+/// Fast TCP health checks for the observability tests.
+const TCP_CHECK: &str =
+    "    health_check: {kind: tcp, interval: 200ms, timeout: 200ms, unhealthy_after: 1, healthy_after: 1}\n";
 
 fn metric(text: &str, line_prefix: &str) -> Option<f64> {
     text.lines()
@@ -23,7 +19,13 @@ fn metric(text: &str, line_prefix: &str) -> Option<f64> {
 fn healthz_status_and_metrics() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a, &b], "access_log: off\n"));
+    let bulb = Bulb::start(
+        &Conf::web(&[&a, &b])
+            .default_access_log()
+            .top("access_log: off\n")
+            .upstream(TCP_CHECK)
+            .yaml(),
+    );
     let h = bulb.admin_get("/healthz");
     assert_eq!((h.status, h.body.as_str()), (200, "ok"));
 
@@ -95,7 +97,13 @@ fn healthz_status_and_metrics() {
 #[test]
 fn admin_is_not_served_on_the_proxy_listener() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a], "access_log: off\n"));
+    let bulb = Bulb::start(
+        &Conf::web(&[&a])
+            .default_access_log()
+            .top("access_log: off\n")
+            .upstream(TCP_CHECK)
+            .yaml(),
+    );
     for p in ["/status", "/metrics", "/healthz"] {
         let r = bulb.get(p).unwrap();
         assert_eq!(
@@ -109,9 +117,21 @@ fn admin_is_not_served_on_the_proxy_listener() {
 fn counters_survive_reload_and_removed_backends_disappear() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
-    let bulb = Bulb::start(&conf(&[&a, &b], "access_log: off\n"));
+    let bulb = Bulb::start(
+        &Conf::web(&[&a, &b])
+            .default_access_log()
+            .top("access_log: off\n")
+            .upstream(TCP_CHECK)
+            .yaml(),
+    );
     tally(bulb.addr, "/", 10);
-    bulb.rewrite(&conf(&[&a], "access_log: off\n"));
+    bulb.rewrite(
+        &Conf::web(&[&a])
+            .default_access_log()
+            .top("access_log: off\n")
+            .upstream(TCP_CHECK)
+            .yaml(),
+    );
     bulb.signal("HUP");
     assert!(bulb.wait_generation(2));
     let m = bulb.admin_get("/metrics").body;
@@ -134,7 +154,13 @@ fn counters_survive_reload_and_removed_backends_disappear() {
 fn access_log_to_a_file_and_reopen_on_hup() {
     let a = Backend::start("a", Mode::Ok);
     let dir_marker = "{DIR}/access.log";
-    let bulb = Bulb::start(&conf(&[&a], &format!("access_log: {dir_marker}\n")));
+    let bulb = Bulb::start(
+        &Conf::web(&[&a])
+            .default_access_log()
+            .top(&format!("access_log: {dir_marker}\n"))
+            .upstream(TCP_CHECK)
+            .yaml(),
+    );
     let log = bulb.dir.join("access.log");
     tally(bulb.addr, "/x?y=1", 3);
     assert!(
