@@ -1,10 +1,12 @@
 //! bulb: an HTTP load balancer on Pingora.
 //!
-//! A request goes [`proxy`] → [`runtime`] (routes) → [`pool`] (selection over
-//! backends kept current by [`discovery`] and [`health`]). [`config`] turns
-//! the YAML file into a validated model; [`control`] reloads it on SIGHUP
-//! and [`handoff`] passes listening sockets to a successor when listeners
-//! change. [`admin`], [`metrics`] and [`access_log`] tell what happens.
+//! A request goes [`guard`] (the client connection) → [`proxy`] (one module
+//! per phase) → [`runtime`] (routes) → [`pool`] (selection over backends kept
+//! current by [`discovery`] and [`health`]). [`config`] turns the YAML file
+//! into a validated model; [`state`] holds what all of them share and the
+//! work a stop drains; [`control`] reloads on SIGHUP and drains on stop, and
+//! [`handoff`] passes listening sockets to a successor when listeners change.
+//! [`admin`], [`metrics`] and [`access_log`] tell what happens.
 
 pub mod access_log;
 pub mod admin;
