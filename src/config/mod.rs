@@ -1,4 +1,4 @@
-//! Configuration in three stages: [`file`] (what the YAML says), [`validate`]
+//! Configuration in three stages: [`mod@file`] (what the YAML says), [`validate`]
 //! (checking it, with positions from [`locate`]) and [`model`] (the result the
 //! runtime is built from).
 
