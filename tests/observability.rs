@@ -19,13 +19,7 @@ fn metric(text: &str, line_prefix: &str) -> Option<f64> {
 fn healthz_status_and_metrics() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
-    let bulb = Bulb::start(
-        &Conf::web(&[&a, &b])
-            .default_access_log()
-            .top("access_log: off\n")
-            .upstream(TCP_CHECK)
-            .yaml(),
-    );
+    let bulb = Bulb::start(&Conf::web(&[&a, &b]).upstream(TCP_CHECK).yaml());
     let h = bulb.admin_get("/healthz");
     assert_eq!((h.status, h.body.as_str()), (200, "ok"));
 
@@ -97,13 +91,7 @@ fn healthz_status_and_metrics() {
 #[test]
 fn admin_is_not_served_on_the_proxy_listener() {
     let a = Backend::start("a", Mode::Ok);
-    let bulb = Bulb::start(
-        &Conf::web(&[&a])
-            .default_access_log()
-            .top("access_log: off\n")
-            .upstream(TCP_CHECK)
-            .yaml(),
-    );
+    let bulb = Bulb::start(&Conf::web(&[&a]).upstream(TCP_CHECK).yaml());
     for p in ["/status", "/metrics", "/healthz"] {
         let r = bulb.get(p).unwrap();
         assert_eq!(
@@ -117,21 +105,9 @@ fn admin_is_not_served_on_the_proxy_listener() {
 fn counters_survive_reload_and_removed_backends_disappear() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
-    let bulb = Bulb::start(
-        &Conf::web(&[&a, &b])
-            .default_access_log()
-            .top("access_log: off\n")
-            .upstream(TCP_CHECK)
-            .yaml(),
-    );
+    let bulb = Bulb::start(&Conf::web(&[&a, &b]).upstream(TCP_CHECK).yaml());
     tally(bulb.addr, "/", 10);
-    bulb.rewrite(
-        &Conf::web(&[&a])
-            .default_access_log()
-            .top("access_log: off\n")
-            .upstream(TCP_CHECK)
-            .yaml(),
-    );
+    bulb.rewrite(&Conf::web(&[&a]).upstream(TCP_CHECK).yaml());
     bulb.signal("HUP");
     assert!(bulb.wait_generation(2));
     let m = bulb.admin_get("/metrics").body;
