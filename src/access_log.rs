@@ -15,6 +15,24 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendE
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// What one TCP session contributes to its log line.
+pub struct SessionEntry<'a> {
+    /// Client address.
+    pub client: Option<SocketAddr>,
+    /// The listener it arrived on.
+    pub listener: SocketAddr,
+    /// How it ended (`closed`, `idle_timeout`, `reset`, `no_backend`).
+    pub end: &'a str,
+    /// Bytes from the client to the backend.
+    pub up: u64,
+    /// Bytes from the backend to the client.
+    pub down: u64,
+    /// The backend, if one was reached.
+    pub upstream: Option<SocketAddr>,
+    /// Session duration.
+    pub elapsed: Duration,
+}
+
 /// What one request contributes to its log line.
 pub struct Entry<'a> {
     /// Client address.
@@ -117,9 +135,17 @@ impl AccessLog {
         done_rx.recv_timeout(limit).is_ok()
     }
 
-    /// Queue one line; never blocks.
+    /// Queue one request line; never blocks.
     pub fn log(&self, e: Entry<'_>) {
-        let line = format_line(&e, SystemTime::now());
+        self.send(format_line(&e, SystemTime::now()));
+    }
+
+    /// Queue one TCP session line; never blocks.
+    pub fn log_session(&self, e: SessionEntry<'_>) {
+        self.send(format_session(&e, SystemTime::now()));
+    }
+
+    fn send(&self, line: String) {
         if let Some(tx) = self.tx.load().as_ref() {
             if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Line(line)) {
                 self.dropped.fetch_add(1, Relaxed);
@@ -200,10 +226,10 @@ thread_local! {
     static CLF_CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
 }
 
-/// One line: `addr - - [time] "METHOD URI VERSION" status bytes "referer" "ua" upstream rt`.
-pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
-    let mut s = String::with_capacity(160);
-    match e.client {
+/// `addr - - [time` (the time cached per second: formatting a date per
+/// line is waste).
+fn client_and_time(s: &mut String, client: Option<SocketAddr>, now: SystemTime) {
+    match client {
         Some(a) => {
             let _ = write!(s, "{}", a.ip());
         }
@@ -220,6 +246,28 @@ pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
         }
         s.push_str(&c.1);
     });
+}
+
+/// One TCP session line, in the same columns as a request:
+/// `addr - - [time] "TCP LISTENER" END bytes_down bytes_up upstream duration`.
+pub fn format_session(e: &SessionEntry<'_>, now: SystemTime) -> String {
+    let mut s = String::with_capacity(128);
+    client_and_time(&mut s, e.client, now);
+    let _ = write!(s, "] \"TCP {}\" {} {} {} ", e.listener, e.end, e.down, e.up);
+    match e.upstream {
+        Some(u) => {
+            let _ = write!(s, "{u}");
+        }
+        None => s.push('-'),
+    }
+    let _ = writeln!(s, " {:.3}", e.elapsed.as_secs_f64());
+    s
+}
+
+/// One line: `addr - - [time] "METHOD URI VERSION" status bytes "referer" "ua" upstream rt`.
+pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
+    let mut s = String::with_capacity(160);
+    client_and_time(&mut s, e.client, now);
     s.push_str("] \"");
     escaped(&mut s, Some(e.method.as_bytes()));
     s.push(' ');

@@ -2,6 +2,7 @@
 //! (JSON) and `/metrics` (Prometheus text, encoded by the `prometheus` crate).
 
 use crate::metrics::BUCKETS;
+use crate::pool::SessionEnd;
 use crate::state::Shared;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -80,6 +81,8 @@ impl Admin {
         let mut healthy = Vec::new();
         let mut in_flight = Vec::new();
         let mut failures = Vec::new();
+        let mut sessions = Vec::new();
+        let mut bytes = Vec::new();
         let now = crate::pool::now_ms();
         for p in &rt.pools {
             let up = p.cfg.name.as_str();
@@ -93,7 +96,30 @@ impl Admin {
                     n,
                 ));
             }
-            for b in &p.members().all {
+            let members = p.members();
+            let all = std::iter::once(&p.no_backend).chain(members.all.iter().map(|b| &**b));
+            for b in all {
+                let be = if std::ptr::eq(b, &p.no_backend) {
+                    ""
+                } else {
+                    b.addr_str.as_str()
+                };
+                for end in SessionEnd::ALL {
+                    let n = b.sessions(end);
+                    if n > 0 {
+                        let l = [("upstream", up), ("backend", be), ("result", end.name())];
+                        sessions.push(counter(&l, n));
+                    }
+                }
+                let (to_backend, to_client) = b.tcp_bytes();
+                for (direction, n) in [("upstream", to_backend), ("downstream", to_client)] {
+                    if n > 0 {
+                        let l = [("upstream", up), ("backend", be), ("direction", direction)];
+                        bytes.push(counter(&l, n));
+                    }
+                }
+            }
+            for b in &members.all {
                 let be = b.addr_str.as_str();
                 for (status, n) in b.status_counts() {
                     requests.push(counter(
@@ -173,6 +199,18 @@ impl Admin {
                 "Connect errors, timeouts and resets seen on the backend.",
                 MetricType::COUNTER,
                 failures,
+            ),
+            family(
+                "bulb_tcp_sessions_total",
+                "TCP sessions ended, by how (closed, idle_timeout, reset, no_backend).",
+                MetricType::COUNTER,
+                sessions,
+            ),
+            family(
+                "bulb_tcp_bytes_total",
+                "TCP bytes relayed: upstream = client to backend, downstream = back.",
+                MetricType::COUNTER,
+                bytes,
             ),
             family(
                 "bulb_config_reloads_total",

@@ -140,7 +140,13 @@ impl Control {
             }
         };
         let old = self.shared.runtime.load_full();
-        if cfg.listeners != old.config.listeners || cfg.admin != old.config.admin {
+        let same_sockets = cfg.listeners.len() == old.config.listeners.len()
+            && cfg
+                .listeners
+                .iter()
+                .zip(&old.config.listeners)
+                .all(|(a, b)| a.socket() == b.socket());
+        if !same_sockets || cfg.admin != old.config.admin {
             info!("listeners changed: handing the sockets over to a new bulb process");
             match self.handoff.hand_over().await {
                 Ok(()) => return,

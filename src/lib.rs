@@ -23,3 +23,4 @@ pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod tcp;

@@ -2,11 +2,12 @@
 //! [`Config`]. A reload builds a new [`Runtime`] and swaps it in; requests
 //! hold the one they started with until they finish.
 
-use crate::config::{Config, HostMatch, RouteSpec};
+use crate::config::{Config, HostMatch, RouteSpec, TcpSpec};
 use crate::discovery::DnsCache;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Everything a request needs, for one config generation.
@@ -61,6 +62,24 @@ impl Runtime {
             .iter()
             .find(|r| route_matches(r, host, path))
             .and_then(|r| self.pools.get(r.upstream))
+    }
+
+    /// The pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|p| p.cfg.name == name)
+    }
+
+    /// The TCP listener a connection arrived on (`local`, its local
+    /// address; a listener on `0.0.0.0` or `::` matches by port), with the
+    /// pool it forwards to.
+    pub fn tcp_listener(&self, local: SocketAddr) -> Option<(&TcpSpec, &Arc<Pool>)> {
+        let l = self.config.listeners.iter().find(|l| {
+            l.tcp.is_some()
+                && (l.address == local
+                    || (l.address.ip().is_unspecified() && l.address.port() == local.port()))
+        })?;
+        let tcp = l.tcp.as_ref()?;
+        Some((tcp, self.pool(&tcp.upstream)?))
     }
 
     /// Stop the background work of every pool (after a reload replaced them).

@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::runtime::Runtime;
 use crate::state::Shared;
+use crate::tcp::TcpProxy;
 use pingora_core::apps::http_app::HttpServer;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
@@ -85,8 +86,15 @@ pub fn run(
     app.server_options = Some(opts);
     let mut proxy = Service::new("bulb proxy".to_string(), Guarded::new(app, shared.clone()));
     let buffers = L4BufferSettings::new(config_read_buffer, DEFAULT_L4_WRITE_BUFFER_SIZE);
-    for l in &listeners {
+    for l in listeners.iter().filter(|l| l.tcp.is_none()) {
         add_listener(&mut proxy, l, buffers)?;
+    }
+    // TCP listeners: the relay reads the sockets itself, Pingora's stream
+    // needs no buffers.
+    let mut tcp = Service::new("bulb tcp".to_string(), TcpProxy::new(shared.clone()));
+    for l in listeners.iter().filter(|l| l.tcp.is_some()) {
+        let addr = l.address.to_string();
+        tcp.add_listener(ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::unbuffered()));
     }
     let control = background_service(
         "bulb control",
@@ -95,6 +103,10 @@ pub fn run(
     let control_handle = server.add_service(control);
     let proxy_handle = server.add_service(proxy);
     proxy_handle.add_dependency(&control_handle);
+    if listeners.iter().any(|l| l.tcp.is_some()) {
+        let tcp_handle = server.add_service(tcp);
+        tcp_handle.add_dependency(&control_handle);
+    }
     if let Some(a) = admin_addr {
         let mut admin = Service::new(
             "bulb admin".to_string(),

@@ -39,6 +39,14 @@ pub struct ListenerFile {
     pub address: String,
     /// TLS termination.
     pub tls: Option<TlsFile>,
+    /// `http` (default) or `tcp`.
+    pub protocol: Option<String>,
+    /// tcp only: the upstream every connection goes to.
+    pub upstream: Option<String>,
+    /// tcp only: `v1` or `v2`, a PROXY protocol header to send the backend.
+    pub proxy_protocol: Option<String>,
+    /// tcp only: close a session idle this long in both directions.
+    pub idle_timeout: Option<String>,
 }
 
 /// Certificate and key for a TLS listener.

@@ -92,6 +92,41 @@ pub struct ListenerSpec {
     pub address: SocketAddr,
     /// TLS termination.
     pub tls: Option<TlsFiles>,
+    /// A TCP (layer 4) listener: what it forwards to; `None` for HTTP.
+    pub tcp: Option<TcpSpec>,
+}
+
+impl ListenerSpec {
+    /// What the listening socket is: address, TLS and protocol. A reload
+    /// that changes this needs a hand-over; a change of the TCP settings
+    /// does not (they are read per session).
+    pub fn socket(&self) -> (SocketAddr, Option<&TlsFiles>, bool) {
+        (self.address, self.tls.as_ref(), self.tcp.is_some())
+    }
+}
+
+/// How long a TCP session may be idle in both directions by default
+/// (nginx's `proxy_timeout` is 10 minutes).
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What a TCP listener does with each connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSpec {
+    /// Name of the upstream every connection goes to.
+    pub upstream: String,
+    /// PROXY protocol header sent to the backend first.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// Close a session with no bytes in either direction this long.
+    pub idle_timeout: Duration,
+}
+
+/// PROXY protocol version (HAProxy's spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
 }
 
 /// A certificate chain and its private key, as PEM file paths.

@@ -198,7 +198,8 @@ impl Validator {
             let pos = self.loc.key("upstreams");
             self.err_at(pos, "at least one upstream is required under `upstreams`");
         }
-        let routes = self.routes(&file.routes, &names);
+        self.tcp_upstreams(&listeners, &upstreams);
+        let routes = self.routes(&file.routes, &names, &listeners);
         let limits = self.limits(&file.limits);
         let trusted_proxies = file
             .trusted_proxies
@@ -283,24 +284,141 @@ impl Validator {
                     key: t.key.clone(),
                 }
             });
-            out.push(ListenerSpec { address, tls });
+            let tcp = self.listener_protocol(i, l);
+            if tcp.is_some() && tls.is_some() {
+                self.err(
+                    &format!("listeners[{i}].tls"),
+                    "a tcp listener passes TLS through as bytes: remove `tls` (termination is for http listeners)",
+                );
+            }
+            out.push(ListenerSpec { address, tls, tcp });
         }
         out
     }
 
-    fn routes(&mut self, rs: &[RouteFile], names: &[String]) -> Vec<RouteSpec> {
-        if rs.is_empty() {
-            if names.len() > 1 {
-                let pos = self.loc.key("upstreams");
-                self.err_at(
-                    pos,
-                    "`routes` are required when there is more than one upstream",
+    /// `protocol` and the keys that go with it: `upstream`,
+    /// `proxy_protocol` and `idle_timeout` belong to tcp listeners only.
+    fn listener_protocol(&mut self, i: usize, l: &ListenerFile) -> Option<TcpSpec> {
+        let p = format!("listeners[{i}]");
+        let tcp = match l.protocol.as_deref() {
+            None | Some("http") => false,
+            Some("tcp") => true,
+            Some(other) => {
+                self.err(
+                    &format!("{p}.protocol"),
+                    format!("unknown protocol `{other}`: use http or tcp"),
                 );
+                false
             }
+        };
+        if !tcp {
+            for (key, given) in [
+                ("upstream", l.upstream.is_some()),
+                ("proxy_protocol", l.proxy_protocol.is_some()),
+                ("idle_timeout", l.idle_timeout.is_some()),
+            ] {
+                if given {
+                    self.err(
+                        &format!("{p}.{key}"),
+                        format!("`{key}` applies only to a listener with `protocol: tcp` (http listeners use routes)"),
+                    );
+                }
+            }
+            return None;
+        }
+        let Some(upstream) = l.upstream.clone() else {
+            self.err(
+                &p,
+                "a tcp listener needs `upstream: NAME`, the pool for its connections",
+            );
+            return None;
+        };
+        let proxy_protocol = match l.proxy_protocol.as_deref() {
+            None => None,
+            Some("v1") => Some(ProxyProtocol::V1),
+            Some("v2") => Some(ProxyProtocol::V2),
+            Some(other) => {
+                self.err(
+                    &format!("{p}.proxy_protocol"),
+                    format!("unknown PROXY protocol version `{other}`: use v1 or v2"),
+                );
+                None
+            }
+        };
+        let idle_timeout = self.duration(
+            &format!("{p}.idle_timeout"),
+            &l.idle_timeout,
+            DEFAULT_TCP_IDLE_TIMEOUT,
+        );
+        Some(TcpSpec {
+            upstream,
+            proxy_protocol,
+            idle_timeout,
+        })
+    }
+
+    /// Every tcp listener names a defined upstream whose hash key, if any,
+    /// is the client address (a TCP session has no URI, header or cookie).
+    fn tcp_upstreams(&mut self, listeners: &[ListenerSpec], upstreams: &[UpstreamSpec]) {
+        for (i, l) in listeners.iter().enumerate() {
+            let Some(t) = &l.tcp else { continue };
+            let p = format!("listeners[{i}].upstream");
+            match upstreams.iter().find(|u| u.name == t.upstream) {
+                None => self.err(
+                    &p,
+                    format!("tcp listener names upstream `{}`, which is not defined", t.upstream),
+                ),
+                Some(u)
+                    if u.algorithm == Algorithm::ConsistentHash
+                        && u.hash_key != HashKey::ClientIp =>
+                {
+                    self.err(
+                        &p,
+                        format!(
+                            "upstream `{}` hashes on something other than client_ip, which a tcp listener cannot provide",
+                            u.name
+                        ),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn routes(
+        &mut self,
+        rs: &[RouteFile],
+        names: &[String],
+        listeners: &[ListenerSpec],
+    ) -> Vec<RouteSpec> {
+        if rs.is_empty() {
+            if listeners.iter().all(|l| l.tcp.is_some()) {
+                return Vec::new(); // no HTTP listener: nothing to route
+            }
+            // Without routes, HTTP goes to the one upstream no tcp listener
+            // takes (or the only upstream there is).
+            let tcp_only = |n: &String| {
+                listeners
+                    .iter()
+                    .any(|l| l.tcp.as_ref().is_some_and(|t| t.upstream == *n))
+            };
+            let http: Vec<usize> = (0..names.len()).filter(|&i| !tcp_only(&names[i])).collect();
+            let upstream = match (names.len(), http.as_slice()) {
+                (1, _) => 0,
+                (_, [one]) => *one,
+                _ => {
+                    let pos = self.loc.key("upstreams");
+                    self.err_at(
+                        pos,
+                        "`routes` are required when more than one upstream could take HTTP requests",
+                    );
+                    0
+                }
+            };
             return vec![RouteSpec {
                 host: None,
                 path_prefix: None,
-                upstream: 0,
+                upstream,
             }];
         }
         let mut out = Vec::new();

@@ -6,7 +6,7 @@ use super::Target;
 use crate::config::PassiveSpec;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Milliseconds since the process started: a cheap monotonic clock.
@@ -17,6 +17,30 @@ pub fn now_ms() -> u64 {
 
 /// Number of distinct HTTP statuses counted (100..=599).
 const STATUSES: usize = 500;
+
+/// A request or session in progress on a backend: counted in flight (and
+/// as one more request) from creation until dropped, also when its task is
+/// cancelled.
+pub struct Lease(Arc<BackendState>);
+
+impl Lease {
+    /// Start one unit of work on `backend`.
+    pub fn new(backend: Arc<BackendState>) -> Self {
+        backend.begin();
+        Lease(backend)
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<BackendState> {
+        &self.0
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
 
 /// How a new backend starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +74,44 @@ pub struct BackendState {
     /// The ejection in force was caused by a failure to connect.
     ejected_on_connect: AtomicBool,
     statuses: Box<[AtomicU64]>,
+    /// TCP sessions ended, by [`SessionEnd`].
+    sessions: [AtomicU64; SessionEnd::ALL.len()],
+    /// TCP bytes from clients to this backend, and back.
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+}
+
+/// How a TCP session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Both sides closed.
+    Closed,
+    /// No bytes either way for the listener's `idle_timeout`.
+    IdleTimeout,
+    /// One side reset or failed; the other was reset too.
+    Reset,
+    /// No backend could be reached (counted on the pool, not a backend).
+    NoBackend,
+}
+
+impl SessionEnd {
+    /// Every kind, in label order.
+    pub const ALL: [SessionEnd; 4] = [
+        SessionEnd::Closed,
+        SessionEnd::IdleTimeout,
+        SessionEnd::Reset,
+        SessionEnd::NoBackend,
+    ];
+
+    /// The `result` label and access-log word.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionEnd::Closed => "closed",
+            SessionEnd::IdleTimeout => "idle_timeout",
+            SessionEnd::Reset => "reset",
+            SessionEnd::NoBackend => "no_backend",
+        }
+    }
 }
 
 impl BackendState {
@@ -73,6 +135,9 @@ impl BackendState {
             ejected_until: AtomicU64::new(0),
             ejected_on_connect: AtomicBool::new(false),
             statuses: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
+            sessions: Default::default(),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
         }
     }
 
@@ -141,6 +206,24 @@ impl BackendState {
         {
             c.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Count a TCP session that ended as `end` after moving `up` bytes to
+    /// the backend and `down` bytes back.
+    pub fn count_session(&self, end: SessionEnd, up: u64, down: u64) {
+        self.sessions[end as usize].fetch_add(1, Relaxed);
+        self.bytes_up.fetch_add(up, Relaxed);
+        self.bytes_down.fetch_add(down, Relaxed);
+    }
+
+    /// TCP sessions ended as `end`.
+    pub fn sessions(&self, end: SessionEnd) -> u64 {
+        self.sessions[end as usize].load(Relaxed)
+    }
+
+    /// TCP bytes (to the backend, back to clients).
+    pub fn tcp_bytes(&self) -> (u64, u64) {
+        (self.bytes_up.load(Relaxed), self.bytes_down.load(Relaxed))
     }
 
     /// Non-zero status counts, as (status, count).

@@ -4,7 +4,7 @@
 pub mod backend;
 pub mod selection;
 
-pub use backend::{now_ms, BackendState, Start};
+pub use backend::{now_ms, BackendState, Lease, SessionEnd, Start};
 
 use crate::config::{Algorithm, UpstreamSpec};
 use crate::metrics::Histogram;

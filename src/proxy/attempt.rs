@@ -3,32 +3,9 @@
 //! be replayed safely (its body was sent, it is not idempotent, or the
 //! response had begun) is not retried after it reached a backend.
 
-use crate::pool::{BackendState, Pool, Tried};
+use crate::pool::{BackendState, Lease, Pool, Tried};
 use log::warn;
 use std::sync::Arc;
-
-/// One try on one backend: in flight on it from creation until dropped.
-pub struct Attempt {
-    backend: Arc<BackendState>,
-}
-
-impl Attempt {
-    fn start(backend: Arc<BackendState>) -> Self {
-        backend.begin();
-        Attempt { backend }
-    }
-
-    /// The backend tried.
-    pub fn backend(&self) -> &Arc<BackendState> {
-        &self.backend
-    }
-}
-
-impl Drop for Attempt {
-    fn drop(&mut self) {
-        self.backend.end();
-    }
-}
 
 /// What to do after an attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +38,8 @@ pub enum Failure {
 /// Every attempt of one request.
 #[derive(Default)]
 pub struct Attempts {
-    current: Option<Attempt>,
+    /// The current try.
+    current: Option<Lease>,
     /// The last backend tried, once its attempt ended (for counting and the log).
     last: Option<Arc<BackendState>>,
     tried: Tried,
@@ -78,12 +56,12 @@ impl Attempts {
         select: impl FnOnce(&Tried) -> Option<Arc<BackendState>>,
     ) -> Option<&Arc<BackendState>> {
         if self.next.take() == Some(Retry::SameBackend) && self.current.is_some() {
-            return self.current.as_ref().map(Attempt::backend);
+            return self.current.as_ref().map(Lease::backend);
         }
         self.end();
         let backend = select(&self.tried)?;
         self.count += 1;
-        Some(self.current.insert(Attempt::start(backend)).backend())
+        Some(self.current.insert(Lease::new(backend)).backend())
     }
 
     /// Backends tried so far, the current one included (a retry on the
@@ -127,7 +105,7 @@ impl Attempts {
     }
 
     fn blame(&self, pool: &Pool, connect: bool) {
-        if let Some(b) = self.current.as_ref().map(Attempt::backend) {
+        if let Some(b) = self.current.as_ref().map(Lease::backend) {
             if b.record_failure(pool.cfg.passive, connect) {
                 warn!(
                     "upstream {}: backend {} ejected after repeated failures",
@@ -140,8 +118,8 @@ impl Attempts {
     /// End the current attempt.
     pub fn end(&mut self) {
         if let Some(a) = self.current.take() {
-            self.tried.push(a.backend.addr);
-            self.last = Some(a.backend.clone());
+            self.tried.push(a.backend().addr);
+            self.last = Some(a.backend().clone());
         }
     }
 

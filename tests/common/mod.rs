@@ -9,6 +9,7 @@ pub mod client;
 pub mod load;
 pub mod process;
 pub mod recorder;
+pub mod tcp;
 pub mod yaml;
 
 pub use backend::*;

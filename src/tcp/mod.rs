@@ -1,0 +1,233 @@
+//! Layer 4: TCP listeners that forward every connection, byte for byte, to a
+//! backend of one upstream, with the same pools, checks, retries and
+//! lifecycle as HTTP. [`TcpProxy`] is a Pingora `ServerApp` on Pingora's
+//! listeners (so they join the socket hand-over); backends are reached with
+//! Pingora's transport connector; [`relay`] moves the bytes.
+
+pub mod proxy_protocol;
+pub mod relay;
+
+use crate::access_log::SessionEntry;
+use crate::config::{Algorithm, TcpSpec};
+use crate::pool::{BackendState, Lease, Pool, SessionEnd, Tried};
+use crate::state::Shared;
+use async_trait::async_trait;
+use log::{debug, warn};
+use pingora_core::apps::ServerApp;
+use pingora_core::connectors::TransportConnector;
+use pingora_core::protocols::l4::socket::SocketAddr as PSocketAddr;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::upstreams::peer::{BasicPeer, PeerOptions};
+use relay::{End, Meter};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpStream;
+
+/// bulb's TCP `ServerApp`: one instance serves every TCP listener and finds
+/// the listener of a connection by its local address.
+pub struct TcpProxy {
+    shared: Arc<Shared>,
+    connector: TransportConnector,
+}
+
+impl TcpProxy {
+    /// A TCP proxy over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        TcpProxy {
+            shared,
+            connector: TransportConnector::new(None),
+        }
+    }
+
+    /// Connect to a backend of `pool` for a client at `ip`, trying another
+    /// backend after a connect failure, up to `retries`.
+    async fn connect(&self, pool: &Pool, ip: Option<IpAddr>) -> Option<(Lease, TcpStream)> {
+        let mut buf = [0u8; 16];
+        let key: &[u8] = match (pool.cfg.algorithm, ip) {
+            (Algorithm::ConsistentHash, Some(IpAddr::V4(v4))) => {
+                buf[..4].copy_from_slice(&v4.octets());
+                &buf[..4]
+            }
+            (Algorithm::ConsistentHash, Some(IpAddr::V6(v6))) => {
+                buf = v6.octets();
+                &buf
+            }
+            _ => b"",
+        };
+        let mut tried = Tried::default();
+        for _ in 0..=pool.cfg.retries {
+            let backend = pool.select(key, &tried)?;
+            tried.push(backend.addr);
+            let lease = Lease::new(backend);
+            match self.open(lease.backend(), pool).await {
+                Ok(s) => return Some((lease, s)),
+                Err(e) => {
+                    let b = lease.backend();
+                    warn!(
+                        "upstream {}: cannot connect to {}: {e}",
+                        pool.cfg.name, b.addr_str
+                    );
+                    if b.record_failure(pool.cfg.passive, true) {
+                        warn!(
+                            "upstream {}: backend {} ejected after repeated failures",
+                            pool.cfg.name, b.addr_str
+                        );
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    async fn open(&self, b: &BackendState, pool: &Pool) -> std::io::Result<TcpStream> {
+        let mut options = PeerOptions::new();
+        options.connection_timeout = Some(pool.cfg.connect_timeout);
+        let peer = BasicPeer {
+            _address: PSocketAddr::Inet(b.addr),
+            sni: String::new(),
+            options,
+        };
+        let stream = self
+            .connector
+            .new_stream(&peer)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        own(&stream)
+    }
+}
+
+/// A tokio socket of our own for Pingora's TCP `stream` (a duplicate of
+/// its descriptor), so the relay can wait on it and `splice` from it; the
+/// caller drops Pingora's stream, which holds nothing buffered yet.
+fn own(stream: &Stream) -> std::io::Result<TcpStream> {
+    let l4 = stream
+        .as_any()
+        .downcast_ref::<L4Stream>()
+        .ok_or_else(|| std::io::Error::other("not a plain TCP stream"))?;
+    // SAFETY: dup(2) of a descriptor Pingora's stream holds open; the copy is
+    // owned by the std stream built from it.
+    let fd = unsafe { libc::dup(l4.as_raw_fd()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor of a connected TCP socket we own.
+    let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    std.set_nonblocking(true)?;
+    TcpStream::from_std(std)
+}
+
+/// Everything about one session the access log and counters need.
+struct Session<'a> {
+    listener: SocketAddr,
+    client: Option<SocketAddr>,
+    start: Instant,
+    pool: &'a Pool,
+}
+
+impl Session<'_> {
+    fn finish(
+        &self,
+        shared: &Shared,
+        backend: Option<&BackendState>,
+        end: SessionEnd,
+        meter: &Meter,
+    ) {
+        let (up, down) = (meter.up.load(Relaxed), meter.down.load(Relaxed));
+        backend
+            .unwrap_or(&self.pool.no_backend)
+            .count_session(end, up, down);
+        if shared.access_log.enabled() {
+            shared.access_log.log_session(SessionEntry {
+                client: self.client,
+                listener: self.listener,
+                end: end.name(),
+                up,
+                down,
+                upstream: backend.map(|b| b.addr),
+                elapsed: self.start.elapsed(),
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl ServerApp for TcpProxy {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // A stop waits for open sessions (up to the graceful timeout).
+        let _work = self.shared.work.begin();
+        let start = Instant::now();
+        let client = match own(&stream) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("tcp: cannot take the client socket: {e}");
+                return None;
+            }
+        };
+        drop(stream);
+        let local = client.local_addr().ok()?;
+        let peer = client.peer_addr().ok();
+        let rt = self.shared.runtime.load_full();
+        let Some((spec, pool)) = rt.tcp_listener(local) else {
+            warn!("tcp: connection on {local}, which is no tcp listener of the running config");
+            return None;
+        };
+        let session = Session {
+            listener: local,
+            client: peer,
+            start,
+            pool,
+        };
+        let meter = Meter::default();
+        let Some((lease, backend)) = self.connect(pool, peer.map(|p| p.ip())).await else {
+            // Nothing usable or reachable: close the client at once.
+            session.finish(&self.shared, None, SessionEnd::NoBackend, &meter);
+            return None;
+        };
+        let end = serve(spec, &client, &backend, peer, local, &meter).await;
+        session.finish(&self.shared, Some(lease.backend()), end, &meter);
+        None
+    }
+}
+
+/// Send the PROXY header if asked, then relay until the session ends.
+async fn serve(
+    spec: &TcpSpec,
+    client: &TcpStream,
+    backend: &TcpStream,
+    peer: Option<SocketAddr>,
+    local: SocketAddr,
+    meter: &Meter,
+) -> SessionEnd {
+    if let (Some(v), Some(peer)) = (spec.proxy_protocol, peer) {
+        let header = proxy_protocol::header(v, peer, local);
+        if write_all(backend, &header).await.is_err() {
+            return SessionEnd::Reset;
+        }
+    }
+    match relay::relay(client, backend, spec.idle_timeout, meter).await {
+        End::Closed => SessionEnd::Closed,
+        End::Idle => SessionEnd::IdleTimeout,
+        End::Reset => SessionEnd::Reset,
+    }
+}
+
+async fn write_all(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.writable().await?;
+        match s.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Moving a TCP session's bytes both ways with `splice(2)`: socket → pipe →
+//! socket, never through user space (how HAProxy moves bulk data). A pipe is
+//! made the first time a direction has data, so an idle session holds no
+//! buffer at all. A FIN from one side is passed on as a half-close while the
+//! other direction keeps flowing; a reset or error from one side resets the
+//! other.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// Most bytes moved by one `splice` (a pipe's default capacity).
+const CHUNK: usize = 64 * 1024;
+
+/// How a relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both directions finished with a FIN.
+    Closed,
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// A side reset or failed.
+    Reset,
+}
+
+/// Bytes moved so far, and when something last moved (for the idle timer).
+#[derive(Default)]
+pub struct Meter {
+    /// Client to backend.
+    pub up: AtomicU64,
+    /// Backend to client.
+    pub down: AtomicU64,
+    last_ms: AtomicU64,
+}
+
+/// Relay between `client` and `backend` until both sides are done, one
+/// fails, or nothing moves for `idle`.
+pub async fn relay(client: &TcpStream, backend: &TcpStream, idle: Duration, meter: &Meter) -> End {
+    meter.last_ms.store(crate::pool::now_ms(), Relaxed);
+    let both = async {
+        tokio::try_join!(
+            pump(client, backend, &meter.up, &meter.last_ms),
+            pump(backend, client, &meter.down, &meter.last_ms)
+        )
+    };
+    let end = tokio::select! {
+        r = both => match r {
+            Ok(_) => End::Closed,
+            Err(_) => End::Reset,
+        },
+        _ = idle_timer(idle, &meter.last_ms) => End::Idle,
+    };
+    if end == End::Reset {
+        // Pass the failure on: close both with RST rather than FIN.
+        reset(client);
+        reset(backend);
+    }
+    end
+}
+
+/// Resolves once nothing has moved for `idle`.
+async fn idle_timer(idle: Duration, last_ms: &AtomicU64) {
+    let idle_ms = idle.as_millis() as u64;
+    loop {
+        let quiet = crate::pool::now_ms().saturating_sub(last_ms.load(Relaxed));
+        if quiet >= idle_ms {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(idle_ms - quiet)).await;
+    }
+}
+
+/// One direction: until `from` sends FIN (passed on to `to` as a
+/// half-close) or an error.
+async fn pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    moved: &AtomicU64,
+    last_ms: &AtomicU64,
+) -> io::Result<()> {
+    let mut pipe: Option<Pipe> = None;
+    loop {
+        from.readable().await?;
+        let p = match &pipe {
+            Some(p) => p,
+            None => pipe.insert(Pipe::new()?),
+        };
+        let n = match from.try_io(Interest::READABLE, || {
+            splice(from.as_raw_fd(), p.write, CHUNK)
+        }) {
+            Ok(0) => {
+                // SAFETY: shutdown(2) on a socket we hold open.
+                unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
+                return Ok(());
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        let mut left = n;
+        while left > 0 {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || splice(p.read, to.as_raw_fd(), left)) {
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        moved.fetch_add(n as u64, Relaxed);
+        last_ms.store(crate::pool::now_ms(), Relaxed);
+    }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: splice(2) between descriptors we own, no user memory involved.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Make closing `s` send a RST (SO_LINGER with a zero timeout).
+fn reset(s: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt(2) with a valid option value of the right size.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+}
+
+/// A non-blocking pipe, closed on drop.
+struct Pipe {
+    read: RawFd,
+    write: RawFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2(2) fills the two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Pipe {
+            read: fds[0],
+            write: fds[1],
+        })
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: closing descriptors this pipe owns.
+        unsafe {
+            libc::close(self.read);
+            libc::close(self.write);
+        }
+    }
+}
