@@ -118,6 +118,9 @@ fn own(stream: &Stream) -> std::io::Result<TcpStream> {
     // SAFETY: `fd` is a fresh descriptor of a connected TCP socket we own.
     let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
     std.set_nonblocking(true)?;
+    // Small writes (a request, a reply) go out at once, as nginx's stream
+    // module does by default.
+    std.set_nodelay(true)?;
     TcpStream::from_std(std)
 }
 
@@ -187,7 +190,10 @@ impl ServerApp for TcpProxy {
             pool,
         };
         let meter = Meter::default();
-        let Some((lease, backend)) = self.connect(pool, peer.map(|p| p.ip())).await else {
+        // Boxed: the connector's future is large and would otherwise stay
+        // part of every session's (idle) task for its whole life.
+        let connect = Box::pin(self.connect(pool, peer.map(|p| p.ip())));
+        let Some((lease, backend)) = connect.await else {
             // Nothing usable or reachable: close the client at once.
             session.finish(&self.shared, None, SessionEnd::NoBackend, &meter);
             return None;

@@ -1,7 +1,7 @@
 //! Moving a TCP session's bytes both ways with `splice(2)`: socket → pipe →
-//! socket, never through user space (how HAProxy moves bulk data). A pipe is
-//! made the first time a direction has data, so an idle session holds no
-//! buffer at all. A FIN from one side is passed on as a half-close while the
+//! socket, never through user space (how HAProxy moves bulk data). A
+//! direction holds a pipe only while bytes are in it (pipes are pooled per
+//! thread), so an idle session holds no buffer and no pipe. A FIN from one side is passed on as a half-close while the
 //! other direction keeps flowing; a reset or error from one side resets the
 //! other.
 
@@ -74,41 +74,48 @@ async fn idle_timer(idle: Duration, last_ms: &AtomicU64) {
 }
 
 /// One direction: until `from` sends FIN (passed on to `to` as a
-/// half-close) or an error.
+/// half-close) or an error. A pipe is held only while bytes are in it.
 async fn pump(
     from: &TcpStream,
     to: &TcpStream,
     moved: &AtomicU64,
     last_ms: &AtomicU64,
 ) -> io::Result<()> {
-    let mut pipe: Option<Pipe> = None;
     loop {
         from.readable().await?;
-        let p = match &pipe {
-            Some(p) => p,
-            None => pipe.insert(Pipe::new()?),
-        };
+        let pipe = Pipe::take()?;
         let n = match from.try_io(Interest::READABLE, || {
-            splice(from.as_raw_fd(), p.write, CHUNK)
+            splice(from.as_raw_fd(), pipe.write, CHUNK)
         }) {
             Ok(0) => {
+                pipe.give_back();
                 // SAFETY: shutdown(2) on a socket we hold open.
                 unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
                 return Ok(());
             }
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                pipe.give_back();
+                continue;
+            }
+            Err(e) => {
+                pipe.give_back();
+                return Err(e);
+            }
         };
         let mut left = n;
         while left > 0 {
+            // On an error the pipe is dropped (closed) with its bytes.
             to.writable().await?;
-            match to.try_io(Interest::WRITABLE, || splice(p.read, to.as_raw_fd(), left)) {
+            match to.try_io(Interest::WRITABLE, || {
+                splice(pipe.read, to.as_raw_fd(), left)
+            }) {
                 Ok(m) => left -= m,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
         }
+        pipe.give_back();
         moved.fetch_add(n as u64, Relaxed);
         last_ms.store(crate::pool::now_ms(), Relaxed);
     }
@@ -151,6 +158,14 @@ fn reset(s: &TcpStream) {
     };
 }
 
+/// Empty pipes kept per thread for the next chunk, as HAProxy pools them:
+/// making and closing two pipes per session would cost four syscalls.
+const POOLED_PIPES: usize = 64;
+
+thread_local! {
+    static PIPES: std::cell::RefCell<Vec<Pipe>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A non-blocking pipe, closed on drop.
 struct Pipe {
     read: RawFd,
@@ -158,6 +173,24 @@ struct Pipe {
 }
 
 impl Pipe {
+    /// An empty pipe from this thread's pool, or a new one.
+    fn take() -> io::Result<Pipe> {
+        match PIPES.with(|p| p.borrow_mut().pop()) {
+            Some(p) => Ok(p),
+            None => Pipe::new(),
+        }
+    }
+
+    /// Return an empty pipe to this thread's pool.
+    fn give_back(self) {
+        PIPES.with(|p| {
+            let mut pool = p.borrow_mut();
+            if pool.len() < POOLED_PIPES {
+                pool.push(self);
+            }
+        });
+    }
+
     fn new() -> io::Result<Pipe> {
         let mut fds = [0; 2];
         // SAFETY: pipe2(2) fills the two descriptors.
