@@ -121,22 +121,7 @@ fn reload_adding_a_listener_never_refuses() {
     );
     assert_eq!(get(second, "/").unwrap().body, "a");
     // Stop the successor: it is not our child, find it through the admin port.
-    kill_by_port(&bulb);
-}
-
-/// Stop whatever bulb serves `bulb.admin` (a successor started by hand-over).
-fn kill_by_port(bulb: &Bulb) {
-    let out = std::process::Command::new("pgrep")
-        .arg("-f")
-        .arg(bulb.conf.display().to_string())
-        .output()
-        .unwrap();
-    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        let _ = std::process::Command::new("kill")
-            .arg("-INT")
-            .arg(pid)
-            .status();
-    }
+    bulb.stop_successors();
 }
 
 #[test]
@@ -276,5 +261,5 @@ fn reload_removing_a_listener_closes_it_and_keeps_the_rest() {
     assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
     let mut bulb = bulb;
     assert!(bulb.wait_exit(Duration::from_secs(10)).is_some());
-    kill_by_port(&bulb);
+    bulb.stop_successors();
 }

@@ -246,6 +246,37 @@ fn reload_keeps_open_sessions_and_sigterm_lets_them_finish() {
 }
 
 #[test]
+fn a_tcp_listener_added_by_reload_is_handed_over_without_dropping_sessions() {
+    let a = TcpBackend::start("a", TcpMode::Echo);
+    let mut bulb = Bulb::start(&tcp_conf(&[&a], "", ""));
+    let (old, _) = tcp_hello(bulb.addr, None).expect("session");
+    let second: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let added = format!("  - {{address: \"{second}\", protocol: tcp, upstream: db}}\n");
+    let yaml = tcp_conf(&[&a], "", "").replace("admin:", &format!("{added}admin:"));
+    bulb.rewrite(&yaml);
+    bulb.signal("HUP");
+    let up = wait_for(Duration::from_secs(10), || {
+        tcp_hello(second, None).is_ok_and(|(_, n)| n == "a")
+    });
+    assert!(
+        up.is_some(),
+        "new tcp listener does not serve: {}",
+        bulb.logs()
+    );
+    // The first listener kept accepting, and the open session kept flowing.
+    assert_eq!(tcp_hello(bulb.addr, None).expect("first listener").1, "a");
+    (&old).write_all(b"across the hand-over\n").expect("write");
+    assert_eq!(read_line(&old).expect("echo"), "across the hand-over");
+    drop(old);
+    assert!(
+        bulb.wait_exit(Duration::from_secs(10)).is_some(),
+        "old process still running"
+    );
+    assert_eq!(tcp_hello(bulb.addr, None).expect("successor").1, "a");
+    bulb.stop_successors();
+}
+
+#[test]
 fn silent_clients_hung_and_closing_backends_end_cleanly() {
     // A client that sends nothing to a backend that never answers: idle timeout.
     let hold = TcpBackend::start("hold", TcpMode::Hold);

@@ -172,6 +172,19 @@ impl Bulb {
         s
     }
 
+    /// Stop every bulb running with this config file: successors a
+    /// hand-over started are not our children.
+    pub fn stop_successors(&self) {
+        let out = Command::new("pgrep")
+            .arg("-f")
+            .arg(self.conf.display().to_string())
+            .output()
+            .expect("pgrep");
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").arg("-INT").arg(pid).status();
+        }
+    }
+
     /// What this process wrote to standard output so far.
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(&self.out).unwrap_or_default()
