@@ -2,7 +2,8 @@
 //!
 //! A request goes [`guard`] (the client connection) → [`proxy`] (one module
 //! per phase) → [`runtime`] (routes) → [`pool`] (selection over backends kept
-//! current by [`discovery`] and [`health`]). [`config`] turns the YAML file
+//! current by [`discovery`] and [`health`]); a TCP connection goes [`tcp`] →
+//! [`pool`]. [`config`] turns the YAML file
 //! into a validated model; [`state`] holds what all of them share and the
 //! work a stop drains; [`control`] reloads on SIGHUP and drains on stop, and
 //! [`handoff`] passes listening sockets to a successor when listeners change.
