@@ -30,6 +30,7 @@ fn selection(c: &mut Criterion) {
             Algorithm::Random,
             Algorithm::ConsistentHash,
             Algorithm::LeastConnections,
+            Algorithm::LeastTime,
         ] {
             let sel = Selector::build(alg, &st);
             let mut i = 0u64;
@@ -48,7 +49,12 @@ fn pool_select(c: &mut Criterion) {
     let backends: String = (1..=100)
         .map(|i| format!("      - address: 10.0.0.{i}:80\n"))
         .collect();
-    for alg in ["round_robin", "consistent_hash", "least_connections"] {
+    for alg in [
+        "round_robin",
+        "consistent_hash",
+        "least_connections",
+        "least_time",
+    ] {
         let yaml = format!(
             "listeners: [{{address: 127.0.0.1:1}}]\nupstreams:\n  web:\n    algorithm: {alg}\n    backends:\n{backends}"
         );
@@ -59,6 +65,12 @@ fn pool_select(c: &mut Criterion) {
             &Metrics::default(),
         );
         let pool = rt.pools[0].clone();
+        for (i, b) in pool.members().all.iter().enumerate() {
+            b.record_time(
+                std::time::Duration::from_micros(500 + i as u64),
+                std::time::Duration::from_secs(10),
+            );
+        }
         let tried = Tried::default();
         c.bench_function(&format!("pool_select/{alg}/100"), |b| {
             b.iter(|| black_box(pool.select(black_box(b"203.0.113.7"), &tried)))

@@ -31,12 +31,15 @@ impl Admin {
     pub fn status(&self) -> serde_json::Value {
         let rt = self.shared.runtime.load();
         let mut upstreams = serde_json::Map::new();
+        let now_us = crate::pool::now_us();
         for p in &rt.pools {
             let backends: Vec<_> = p
                 .members()
                 .all
                 .iter()
                 .map(|b| {
+                    let effective = f64::from(b.weight()) * b.ramp(p.cfg.slow_start, now_us);
+                    let ms = b.average().map(|d| d.as_secs_f64() * 1000.0);
                     json!({
                         "address": b.addr_str,
                         "healthy": b.usable(crate::pool::now_ms()),
@@ -47,6 +50,8 @@ impl Admin {
                         "in_flight": b.in_flight(),
                         "requests": b.requests(),
                         "failures": b.failures(),
+                        "response_time_ms": ms,
+                        "effective_weight": (effective * 100.0).round() / 100.0,
                     })
                 })
                 .collect();
@@ -82,6 +87,7 @@ impl Admin {
         let mut in_flight = Vec::new();
         let mut failures = Vec::new();
         let mut sessions = Vec::new();
+        let mut times = Vec::new();
         let mut bytes = Vec::new();
         let now = crate::pool::now_ms();
         for p in &rt.pools {
@@ -140,6 +146,12 @@ impl Admin {
                     b.in_flight() as f64,
                 ));
                 failures.push(counter(&[("upstream", up), ("backend", be)], b.failures()));
+                if let Some(avg) = b.average() {
+                    times.push(gauge(
+                        &[("upstream", up), ("backend", be)],
+                        avg.as_secs_f64(),
+                    ));
+                }
             }
             let (cum, count, sum) = p.latency.snapshot();
             let mut h = Histogram::default();
@@ -199,6 +211,12 @@ impl Admin {
                 "Connect errors, timeouts and resets seen on the backend.",
                 MetricType::COUNTER,
                 failures,
+            ),
+            family(
+                "bulb_backend_response_time_seconds",
+                "Decaying average of the least_time metric (time to header by default).",
+                MetricType::GAUGE,
+                times,
             ),
             family(
                 "bulb_tcp_sessions_total",

@@ -114,6 +114,20 @@ pub struct UpstreamFile {
     pub read_timeout: Option<String>,
     /// Upstream write timeout.
     pub write_timeout: Option<String>,
+    /// `algorithm: least_time` settings.
+    pub least_time: Option<LeastTimeFile>,
+    /// Ramp a backend that becomes usable from ~0 to its weight over this.
+    pub slow_start: Option<String>,
+}
+
+/// `least_time:` settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeastTimeFile {
+    /// `header` (default), `last_byte` or `connect`.
+    pub metric: Option<String>,
+    /// Time constant of the moving average (default 10s).
+    pub decay: Option<String>,
 }
 
 /// One backend entry.

@@ -180,6 +180,8 @@ pub enum Algorithm {
     LeastConnections,
     /// Ketama consistent hashing.
     ConsistentHash,
+    /// Lowest average time × (in flight + 1) ÷ weight.
+    LeastTime,
 }
 
 impl Algorithm {
@@ -190,6 +192,7 @@ impl Algorithm {
             Algorithm::Random => "random",
             Algorithm::LeastConnections => "least_connections",
             Algorithm::ConsistentHash => "consistent_hash",
+            Algorithm::LeastTime => "least_time",
         }
     }
 }
@@ -289,6 +292,39 @@ pub struct UpstreamSpec {
     pub read_timeout: Duration,
     /// Write timeout.
     pub write_timeout: Duration,
+    /// What `least_time` measures, and how fast its average forgets.
+    pub least_time: LeastTimeSpec,
+    /// Ramp a backend that becomes usable over this long.
+    pub slow_start: Option<Duration>,
+}
+
+/// What `least_time` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMetric {
+    /// Time to the response head.
+    Header,
+    /// Time to the end of the response.
+    LastByte,
+    /// Time to connect (the only one a TCP session has).
+    Connect,
+}
+
+/// `least_time` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeastTimeSpec {
+    /// The measured time.
+    pub metric: TimeMetric,
+    /// Time constant of the exponentially decaying average.
+    pub decay: Duration,
+}
+
+impl Default for LeastTimeSpec {
+    fn default() -> Self {
+        LeastTimeSpec {
+            metric: TimeMetric::Header,
+            decay: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The largest `limits.request_buffer_bytes`: Pingora keeps a buffered

@@ -474,10 +474,11 @@ impl Validator {
             Some("random") => Algorithm::Random,
             Some("least_connections") | Some("least_conn") => Algorithm::LeastConnections,
             Some("consistent_hash") => Algorithm::ConsistentHash,
+            Some("least_time") => Algorithm::LeastTime,
             Some(other) => {
                 self.err(
                     &format!("{p}.algorithm"),
-                    format!("unknown algorithm `{other}`: use round_robin, random, least_connections or consistent_hash"),
+                    format!("unknown algorithm `{other}`: use round_robin, random, least_connections, least_time or consistent_hash"),
                 );
                 Algorithm::RoundRobin
             }
@@ -565,7 +566,51 @@ impl Validator {
                 &u.write_timeout,
                 Duration::from_secs(30),
             ),
+            least_time: self.least_time(&p, u, algorithm),
+            slow_start: self.slow_start(&p, u, algorithm),
         }
+    }
+
+    fn least_time(&mut self, p: &str, u: &UpstreamFile, algorithm: Algorithm) -> LeastTimeSpec {
+        let mut out = LeastTimeSpec::default();
+        let Some(lt) = &u.least_time else {
+            return out;
+        };
+        if algorithm != Algorithm::LeastTime {
+            self.err(
+                &format!("{p}.least_time"),
+                "least_time settings apply only to algorithm: least_time",
+            );
+        }
+        out.metric = match lt.metric.as_deref() {
+            None | Some("header") => TimeMetric::Header,
+            Some("last_byte") => TimeMetric::LastByte,
+            Some("connect") => TimeMetric::Connect,
+            Some(other) => {
+                self.err(
+                    &format!("{p}.least_time.metric"),
+                    format!(
+                        "unknown least_time metric `{other}`: use header, last_byte or connect"
+                    ),
+                );
+                TimeMetric::Header
+            }
+        };
+        out.decay = self.duration(&format!("{p}.least_time.decay"), &lt.decay, out.decay);
+        out
+    }
+
+    fn slow_start(&mut self, p: &str, u: &UpstreamFile, algorithm: Algorithm) -> Option<Duration> {
+        let d = u.slow_start.as_ref()?;
+        let path = format!("{p}.slow_start");
+        if algorithm == Algorithm::ConsistentHash {
+            self.err(
+                &path,
+                "slow_start cannot apply to consistent_hash: a key maps to one backend, there is no share to ramp",
+            );
+            return None;
+        }
+        Some(self.duration(&path, &Some(d.clone()), Duration::from_secs(30)))
     }
 
     fn hash_key(&mut self, path: &str, k: &str) -> HashKey {

@@ -7,13 +7,29 @@ use crate::config::PassiveSpec;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+static START: OnceLock<Instant> = OnceLock::new();
 
 /// Milliseconds since the process started: a cheap monotonic clock.
 pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
+
+/// Microseconds since the process started (the same clock as [`now_ms`]).
+pub fn now_us() -> u64 {
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// An exponentially decaying average: `sample` taken `dt` seconds after
+/// the last one weighs `1 - e^(-dt/tau)` against `prev`.
+pub fn ewma(prev: f64, sample: f64, dt: f64, tau: f64) -> f64 {
+    let w = 1.0 - (-dt / tau.max(1e-3)).exp();
+    prev + w * (sample - prev)
+}
+
+/// The smallest share of its weight a slow-starting backend gets.
+const RAMP_FLOOR: f64 = 0.01;
 
 /// Number of distinct HTTP statuses counted (100..=599).
 const STATUSES: usize = 500;
@@ -21,18 +37,23 @@ const STATUSES: usize = 500;
 /// A request or session in progress on a backend: counted in flight (and
 /// as one more request) from creation until dropped, also when its task is
 /// cancelled.
-pub struct Lease(Arc<BackendState>);
+pub struct Lease(Arc<BackendState>, Instant);
 
 impl Lease {
     /// Start one unit of work on `backend`.
     pub fn new(backend: Arc<BackendState>) -> Self {
         backend.begin();
-        Lease(backend)
+        Lease(backend, Instant::now())
     }
 
     /// The backend.
     pub fn backend(&self) -> &Arc<BackendState> {
         &self.0
+    }
+
+    /// Time since the work started.
+    pub fn elapsed(&self) -> Duration {
+        self.1.elapsed()
     }
 }
 
@@ -79,6 +100,16 @@ pub struct BackendState {
     /// TCP bytes from clients to this backend, and back.
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    /// When this backend last became usable (created, probe recovered,
+    /// ejection over), on the [`now_us`] clock: slow start ramps from here,
+    /// and older time samples no longer count.
+    usable_since_us: AtomicU64,
+    /// Decaying average of the measured time, in seconds (f64 bits).
+    avg_secs: AtomicU64,
+    /// When the average last took a sample ([`now_us`]; 0: never).
+    avg_at_us: AtomicU64,
+    /// Samples taken since the backend became usable.
+    avg_samples: AtomicU64,
 }
 
 /// How a TCP session ended.
@@ -138,6 +169,10 @@ impl BackendState {
             sessions: Default::default(),
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
+            usable_since_us: AtomicU64::new(now_us()),
+            avg_secs: AtomicU64::new(0),
+            avg_at_us: AtomicU64::new(0),
+            avg_samples: AtomicU64::new(0),
         }
     }
 
@@ -226,6 +261,62 @@ impl BackendState {
         (self.bytes_up.load(Relaxed), self.bytes_down.load(Relaxed))
     }
 
+    /// Take a time sample for `least_time` into an exponentially decaying
+    /// average with time constant `decay`: a sample `dt` after the last one
+    /// weighs `1 - e^(-dt/decay)`. The first sample since the backend
+    /// became usable replaces what came before, and for one `decay` after
+    /// that each sample weighs at least `1/n` (a plain mean), so that one
+    /// slow first answer (a cold connection) does not stand for the whole
+    /// time constant.
+    pub fn record_time(&self, sample: Duration, decay: Duration) {
+        let now = now_us();
+        let s = sample.as_secs_f64();
+        let at = self.avg_at_us.load(Relaxed);
+        let since = self.usable_since_us.load(Relaxed);
+        let avg = if at == 0 || at < since {
+            self.avg_samples.store(1, Relaxed);
+            s
+        } else {
+            let dt = now.saturating_sub(at) as f64 / 1e6;
+            let prev = f64::from_bits(self.avg_secs.load(Relaxed));
+            let n = self.avg_samples.fetch_add(1, Relaxed) + 1;
+            let warming = now.saturating_sub(since) < decay.as_micros() as u64;
+            let decayed = ewma(prev, s, dt, decay.as_secs_f64());
+            if warming {
+                let mean = prev + (s - prev) / n as f64;
+                // The larger step of the two: the mean's or the decay's.
+                if (mean - prev).abs() > (decayed - prev).abs() {
+                    mean
+                } else {
+                    decayed
+                }
+            } else {
+                decayed
+            }
+        };
+        self.avg_secs.store(avg.to_bits(), Relaxed);
+        self.avg_at_us.store(now.max(1), Relaxed);
+    }
+
+    /// The average time, if there is a sample since the backend last
+    /// became usable.
+    pub fn average(&self) -> Option<Duration> {
+        let at = self.avg_at_us.load(Relaxed);
+        (at != 0 && at >= self.usable_since_us.load(Relaxed))
+            .then(|| Duration::from_secs_f64(f64::from_bits(self.avg_secs.load(Relaxed))))
+    }
+
+    /// The share of its weight in force at `now` ([`now_us`]): rising
+    /// linearly from about zero to 1 over `slow_start` after the backend
+    /// became usable; 1 without slow start.
+    pub fn ramp(&self, slow_start: Option<Duration>, now: u64) -> f64 {
+        let Some(d) = slow_start.filter(|d| !d.is_zero()) else {
+            return 1.0;
+        };
+        let since = now.saturating_sub(self.usable_since_us.load(Relaxed)) as f64 / 1e6;
+        (since / d.as_secs_f64()).clamp(RAMP_FLOOR, 1.0)
+    }
+
     /// Non-zero status counts, as (status, count).
     pub fn status_counts(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
         self.statuses.iter().enumerate().filter_map(|(i, c)| {
@@ -252,6 +343,8 @@ impl BackendState {
         };
         if fails >= p.max_fails && !self.ejected(now) {
             self.ejected_until.store(now + window, Relaxed);
+            self.usable_since_us
+                .store((now + window).saturating_mul(1000), Relaxed);
             self.ejected_on_connect.store(connect, Relaxed);
             self.window_fails.store(0, Relaxed);
             self.window_start.store(0, Relaxed);
@@ -271,6 +364,7 @@ impl BackendState {
         let first = !self.probed.swap(true, Relaxed);
         if ok && self.ejected_on_connect.swap(false, Relaxed) {
             self.ejected_until.store(0, Relaxed);
+            self.usable_since_us.store(now_us(), Relaxed);
         }
         let healthy = self.healthy();
         if ok == healthy {
@@ -281,6 +375,9 @@ impl BackendState {
         let needed = if ok { healthy_after } else { unhealthy_after };
         if first || streak >= needed {
             self.healthy.store(ok, Relaxed);
+            if ok {
+                self.usable_since_us.store(now_us(), Relaxed);
+            }
             self.probe_streak.store(0, Relaxed);
             return Some(ok);
         }
@@ -352,6 +449,38 @@ mod tests {
         assert!(s.record_failure(p, false));
         s.record_probe(true, 1, 1);
         assert!(!s.usable(now_ms()));
+    }
+
+    #[test]
+    fn the_average_decays_with_its_time_constant() {
+        // After one time constant a new level has 63 % of its weight.
+        let v = ewma(0.100, 0.001, 10.0, 10.0);
+        assert!((v - (0.100 - 0.099 * 0.632)).abs() < 1e-3, "{v}");
+        // Samples close together move it little, far apart almost fully.
+        assert!((ewma(0.1, 0.0, 0.01, 10.0) - 0.1).abs() < 1e-3);
+        assert!(ewma(0.1, 0.0, 100.0, 10.0) < 1e-5);
+        let s = b(false);
+        assert!(s.average().is_none());
+        s.record_time(Duration::from_millis(50), Duration::from_secs(10));
+        assert_eq!(s.average(), Some(Duration::from_millis(50)));
+    }
+
+    #[test]
+    fn slow_start_ramps_linearly_from_usable() {
+        let s = b(false);
+        let d = Some(Duration::from_secs(4));
+        let t0 = s.usable_since_us.load(Relaxed);
+        assert!(s.ramp(d, t0) <= RAMP_FLOOR + 1e-9);
+        assert!((s.ramp(d, t0 + 2_000_000) - 0.5).abs() < 1e-9);
+        assert_eq!(s.ramp(d, t0 + 9_000_000), 1.0);
+        assert_eq!(s.ramp(None, t0), 1.0);
+        // A passive ejection restarts the ramp when it ends.
+        let p = Some(PassiveSpec {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(30),
+        });
+        assert!(s.record_failure(p, false));
+        assert!(s.usable_since_us.load(Relaxed) >= 30_000_000);
     }
 
     #[test]

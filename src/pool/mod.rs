@@ -4,7 +4,7 @@
 pub mod backend;
 pub mod selection;
 
-pub use backend::{now_ms, BackendState, Lease, SessionEnd, Start};
+pub use backend::{now_ms, now_us, BackendState, Lease, SessionEnd, Start};
 
 use crate::config::{Algorithm, UpstreamSpec};
 use crate::metrics::Histogram;
@@ -162,7 +162,12 @@ impl Pool {
         let m = self.members.load();
         let now = now_ms();
         let fresh = tried.is_empty();
-        let ok = |s: &BackendState| s.usable(now) && (fresh || !tried.contains(s.addr));
+        let ramp = self.cfg.slow_start.map(|d| (d, now_us()));
+        let ok = |s: &BackendState| {
+            s.usable(now)
+                && (fresh || !tried.contains(s.addr))
+                && ramp.is_none_or(|(d, at)| ramp_admits(s, d, at, &m.all, now))
+        };
         let limit = walk_limit(self.cfg.algorithm, m.all.len());
         let scan = |backup: bool, f: &dyn Fn(&BackendState) -> bool| {
             m.all.iter().find(|s| s.backup() == backup && f(s)).cloned()
@@ -197,6 +202,30 @@ impl Pool {
     pub fn has_hostnames(&self) -> bool {
         self.cfg.backends.iter().any(|b| b.ip.is_none())
     }
+}
+
+/// Slow start: a backend whose weight is ramping takes a request with
+/// probability (its share of its weight) ÷ (the largest share among usable
+/// backends of its kind), so that backends that all started together are
+/// not held back, and a returning one's share grows linearly.
+fn ramp_admits(
+    s: &BackendState,
+    d: std::time::Duration,
+    at: u64,
+    all: &[Arc<BackendState>],
+    now_ms: u64,
+) -> bool {
+    let share = s.ramp(Some(d), at);
+    if share >= 1.0 {
+        return true;
+    }
+    let top = all
+        .iter()
+        .filter(|b| b.backup() == s.backup() && b.usable(now_ms))
+        .map(|b| b.ramp(Some(d), at))
+        .fold(share, f64::max);
+    let draw = (selection::fast_random() % 1_000_000) as f64 / 1_000_000.0;
+    draw < share / top
 }
 
 /// Points per unit of weight on Pingora's Ketama ring.

@@ -27,6 +27,8 @@ pub enum Selector {
     Ketama(Arc<Consistent>),
     /// Ours.
     LeastConn(LeastConnections),
+    /// Ours.
+    LeastTime(LeastTime),
 }
 
 impl Selector {
@@ -52,6 +54,7 @@ impl Selector {
             Algorithm::Random => Selector::Random(Arc::new(Random::build(&set))),
             Algorithm::ConsistentHash => Selector::Ketama(Arc::new(Consistent::build(&set))),
             Algorithm::LeastConnections => Selector::LeastConn(LeastConnections::new(states)),
+            Algorithm::LeastTime => Selector::LeastTime(LeastTime::new(states)),
         }
     }
 
@@ -69,6 +72,7 @@ impl Selector {
             Selector::Random(s) => walk(s.iter(key), limit, accept),
             Selector::Ketama(s) => walk(s.iter(key), limit, accept),
             Selector::LeastConn(s) => s.pick(accept),
+            Selector::LeastTime(s) => s.pick(accept),
         }
     }
 }
@@ -127,6 +131,120 @@ impl LeastConnections {
     }
 }
 
+/// Pools larger than this pick by two random choices (Envoy's P2C) rather
+/// than scanning every backend.
+pub const P2C_ABOVE: usize = 16;
+
+/// Least-time scores closer than this (relative) are ties, which go round
+/// robin: equal backends measure a little differently from moment to
+/// moment, and a strict minimum would hand nearly everything to whichever
+/// measured fastest last.
+pub const TIE: f64 = 0.2;
+
+/// Least time: the accepted backend with the lowest `average × (in_flight +
+/// 1) ÷ weight`. A backend without a sample since it became usable is
+/// judged by the pool's lowest average, so it is tried at once. Ties
+/// (within [`TIE`]) go round robin.
+pub struct LeastTime {
+    states: Box<[Arc<BackendState>]>,
+    next: AtomicUsize,
+}
+
+/// The score of `s` given the average it is judged by.
+fn time_score(s: &BackendState, avg: f64) -> f64 {
+    avg * (s.in_flight().max(0) + 1) as f64 / f64::from(s.weight().max(1))
+}
+
+impl LeastTime {
+    /// Build over `states`.
+    pub fn new(states: &[Arc<BackendState>]) -> Self {
+        LeastTime {
+            states: states.into(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The best backend that `accept` takes.
+    pub fn pick(&self, accept: impl Fn(&BackendState) -> bool) -> Option<Arc<BackendState>> {
+        if self.states.len() > P2C_ABOVE {
+            if let Some(s) = self.two_choices(&accept) {
+                return Some(s);
+            }
+        }
+        self.scan(accept)
+    }
+
+    fn scan(&self, accept: impl Fn(&BackendState) -> bool) -> Option<Arc<BackendState>> {
+        let n = self.states.len();
+        if n == 0 {
+            return None;
+        }
+        let floor = self
+            .states
+            .iter()
+            .filter_map(|s| s.average())
+            .min()
+            .map_or(1.0, |d| d.as_secs_f64());
+        let start = self.next.fetch_add(1, Relaxed) % n;
+        let mut best: Option<(&Arc<BackendState>, f64)> = None;
+        for i in 0..n {
+            let s = &self.states[(start + i) % n];
+            let avg = s.average().map_or(floor, |d| d.as_secs_f64());
+            let score = time_score(s, avg);
+            if best.is_none_or(|(_, b)| score < b * (1.0 - TIE)) && accept(s) {
+                best = Some((s, score));
+            }
+        }
+        best.map(|(s, _)| s.clone())
+    }
+
+    /// Two random accepted backends, the better of them; a backend without a
+    /// sample is judged by the other's average. `None` after a few draws
+    /// found nothing acceptable (the caller scans).
+    fn two_choices(&self, accept: &impl Fn(&BackendState) -> bool) -> Option<Arc<BackendState>> {
+        let n = self.states.len();
+        let draw = || {
+            (0..4)
+                .map(|_| &self.states[fast_random() % n])
+                .find(|s| accept(s))
+        };
+        let a = draw()?;
+        let Some(b) = draw().filter(|b| !Arc::ptr_eq(a, b)) else {
+            return Some(a.clone());
+        };
+        let (aa, ba) = (a.average(), b.average());
+        let floor = aa.min(ba).or(aa).or(ba).map_or(1.0, |d| d.as_secs_f64());
+        let avg = |x: Option<std::time::Duration>| x.map_or(floor, |d| d.as_secs_f64());
+        let better = if time_score(b, avg(ba)) < time_score(a, avg(aa)) * (1.0 - TIE) {
+            b
+        } else {
+            a
+        };
+        Some(better.clone())
+    }
+}
+
+/// A cheap per-thread pseudo-random number (xorshift), for sampling.
+pub fn fast_random() -> usize {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            (t ^ (&t as *const u64 as u64)) | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x as usize
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +263,47 @@ mod tests {
                 Arc::new(BackendState::new(target, crate::pool::Start::Usable))
             })
             .collect()
+    }
+
+    #[test]
+    fn least_time_prefers_fast_idle_backends() {
+        let st = states(&[1, 1, 1]);
+        let decay = std::time::Duration::from_secs(10);
+        for (s, ms) in st.iter().zip([1, 1, 50]) {
+            s.record_time(std::time::Duration::from_millis(ms), decay);
+        }
+        let sel = Selector::build(Algorithm::LeastTime, &st);
+        let m = shares(&sel, 100);
+        assert_eq!(m.get("127.0.0.1:9002"), None, "{m:?}");
+        assert_eq!(m.len(), 2, "ties go round robin: {m:?}");
+        // Load counts: fast ones with 100 in flight score worse than the slow one.
+        for _ in 0..100 {
+            st[0].begin();
+            st[1].begin();
+        }
+        let p = sel.pick(b"", 10, |_| true).expect("pick");
+        assert_eq!(p.addr_str, "127.0.0.1:9002");
+        // A backend without samples is judged by the lowest average.
+        let fresh = states(&[1, 1]);
+        fresh[0].record_time(std::time::Duration::from_millis(5), decay);
+        let sel = Selector::build(Algorithm::LeastTime, &fresh);
+        assert_eq!(shares(&sel, 10).len(), 2);
+    }
+
+    #[test]
+    fn least_time_two_choices_on_large_pools() {
+        let st = states(&[1; 40]);
+        let decay = std::time::Duration::from_secs(10);
+        for (i, s) in st.iter().enumerate() {
+            let ms = if i == 0 { 1 } else { 100 };
+            s.record_time(std::time::Duration::from_millis(ms), decay);
+        }
+        let sel = Selector::build(Algorithm::LeastTime, &st);
+        let m = shares(&sel, 4000);
+        // The fast one wins every draw it is in (about 2 in 40).
+        let fast = m.get("127.0.0.1:9000").copied().unwrap_or(0);
+        assert!(fast > 120, "{fast}");
+        assert!(m.len() > 30, "{}", m.len());
     }
 
     fn shares(sel: &Selector, n: usize) -> HashMap<String, usize> {

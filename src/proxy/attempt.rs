@@ -104,7 +104,18 @@ impl Attempts {
         retry
     }
 
+    /// The current try.
+    pub fn current(&self) -> Option<&Lease> {
+        self.current.as_ref()
+    }
+
     fn blame(&self, pool: &Pool, connect: bool) {
+        if let Some(lease) = &self.current {
+            // A failure is a slow sample for least_time: the time it took,
+            // at least the connect timeout.
+            let took = lease.elapsed().max(pool.cfg.connect_timeout);
+            lease.backend().record_time(took, pool.cfg.least_time.decay);
+        }
         if let Some(b) = self.current.as_ref().map(Lease::backend) {
             if b.record_failure(pool.cfg.passive, connect) {
                 warn!(

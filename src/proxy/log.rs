@@ -4,12 +4,16 @@
 use super::respond::final_response;
 use super::Ctx;
 use crate::access_log::Entry;
+use crate::config::TimeMetric;
 use crate::state::Shared;
 use http::header;
 use pingora_proxy::Session;
 
 /// Count and log one finished request.
-pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx) {
+pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
+    if !failed {
+        ctx.sample(TimeMetric::LastByte);
+    }
     ctx.attempts.end();
     let status = final_response(session).map_or(0, |r| r.status.as_u16());
     let elapsed = ctx.start.elapsed();

@@ -16,7 +16,7 @@ pub mod log;
 pub mod respond;
 pub mod upstream;
 
-use crate::config::Algorithm;
+use crate::config::{Algorithm, TimeMetric};
 use crate::pool::Pool;
 use crate::state::{Shared, WorkGuard};
 use async_trait::async_trait;
@@ -54,6 +54,19 @@ pub struct Ctx {
     attempts: Attempts,
     /// A response head came back: the request can no longer be replayed.
     response_started: bool,
+}
+
+impl Ctx {
+    /// Feed the time since the current try began to least_time, when
+    /// `metric` is what its pool measures.
+    fn sample(&self, metric: TimeMetric) {
+        if let (Some(pool), Some(lease)) = (&self.pool, self.attempts.current()) {
+            let lt = pool.cfg.least_time;
+            if lt.metric == metric {
+                lease.backend().record_time(lease.elapsed(), lt.decay);
+            }
+        }
+    }
 }
 
 fn has_body(req: &RequestHeader) -> bool {
@@ -124,6 +137,22 @@ impl ProxyHttp for Proxy {
         forward::edit_request_headers(req, peer, ctx.client, upgrade, is_tls(session))
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if !reused {
+            ctx.sample(TimeMetric::Connect);
+        }
+        Ok(())
+    }
+
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
@@ -131,6 +160,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.response_started = true;
+        ctx.sample(TimeMetric::Header);
         forward::edit_response_headers(resp);
         Ok(())
     }
@@ -194,7 +224,7 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        log::finish(&self.shared, session, ctx);
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        log::finish(&self.shared, session, ctx, e.is_some());
     }
 }

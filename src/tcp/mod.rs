@@ -64,10 +64,16 @@ impl TcpProxy {
             let backend = pool.select(key, &tried)?;
             tried.push(backend.addr);
             let lease = Lease::new(backend);
+            let decay = pool.cfg.least_time.decay;
             match self.open(lease.backend(), pool).await {
-                Ok(s) => return Some((lease, s)),
+                Ok(s) => {
+                    // least_time on a TCP listener measures connect time.
+                    lease.backend().record_time(lease.elapsed(), decay);
+                    return Some((lease, s));
+                }
                 Err(e) => {
                     let b = lease.backend();
+                    b.record_time(lease.elapsed().max(pool.cfg.connect_timeout), decay);
                     warn!(
                         "upstream {}: cannot connect to {}: {e}",
                         pool.cfg.name, b.addr_str
