@@ -52,6 +52,7 @@ impl Admin {
                         "failures": b.failures(),
                         "response_time_ms": ms,
                         "effective_weight": (effective * 100.0).round() / 100.0,
+                        "max_conns": b.max_conns(),
                     })
                 })
                 .collect();
@@ -259,9 +260,23 @@ impl Admin {
             ),
             family(
                 "bulb_requests_rejected_total",
-                "Malformed or oversized requests answered with 4xx before reaching a backend.",
+                "Requests answered without reaching a backend: malformed (4xx), rate_limited (429), queue_full and queue_timeout (503).",
                 MetricType::COUNTER,
-                vec![counter(&[], m.rejected.load(Relaxed))],
+                vec![
+                    counter(&[("reason", "malformed")], m.rejected.load(Relaxed)),
+                    counter(&[("reason", "rate_limited")], m.rate_limited.load(Relaxed)),
+                    counter(&[("reason", "queue_full")], m.queue_full.load(Relaxed)),
+                    counter(&[("reason", "queue_timeout")], m.queue_timeout.load(Relaxed)),
+                ],
+            ),
+            family(
+                "bulb_queue_depth",
+                "Requests waiting for a backend below its max_conns.",
+                MetricType::GAUGE,
+                rt.pools
+                    .iter()
+                    .map(|p| gauge(&[("upstream", p.cfg.name.as_str())], p.capacity.depth() as f64))
+                    .collect(),
             ),
             family(
                 "bulb_config_generation",

@@ -42,6 +42,7 @@ impl DnsCache {
                 addr,
                 weight: s.weight,
                 backup: s.backup,
+                max_conns: s.max_conns,
             }));
         }
         out

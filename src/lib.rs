@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod guard;
 pub mod handoff;
 pub mod health;
+pub mod limit;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

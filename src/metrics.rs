@@ -65,6 +65,12 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// Requests rejected as malformed before reaching any backend.
     pub rejected: AtomicU64,
+    /// Requests refused by the rate limit (429).
+    pub rate_limited: AtomicU64,
+    /// Requests refused because the queue was full or absent (503).
+    pub queue_full: AtomicU64,
+    /// Requests that waited longer than the queue timeout (503).
+    pub queue_timeout: AtomicU64,
     histograms: Mutex<HashMap<String, Arc<Histogram>>>,
 }
 

@@ -28,6 +28,8 @@ pub struct Shared {
     pub dns: Arc<DnsCache>,
     /// Work in flight, which a stop waits for.
     pub work: Arc<Work>,
+    /// Per-client rate-limit buckets (kept across reloads).
+    pub rate: crate::limit::RateLimiter,
 }
 
 impl Shared {
@@ -44,6 +46,7 @@ impl Shared {
             access_log,
             dns,
             work: Arc::new(Work::default()),
+            rate: Default::default(),
         }
     }
 }

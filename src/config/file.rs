@@ -118,6 +118,8 @@ pub struct UpstreamFile {
     pub least_time: Option<LeastTimeFile>,
     /// Ramp a backend that becomes usable from ~0 to its weight over this.
     pub slow_start: Option<String>,
+    /// Wait here when every usable backend is at `max_conns`.
+    pub queue: Option<QueueFile>,
 }
 
 /// `least_time:` settings.
@@ -141,6 +143,30 @@ pub struct BackendFile {
     /// Used only while no primary backend is usable.
     #[serde(default)]
     pub backup: bool,
+    /// Requests (tcp: sessions) in flight on this backend at most.
+    pub max_conns: Option<u32>,
+}
+
+/// The queue for requests when every usable backend is at `max_conns`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueFile {
+    /// Waiting requests at most.
+    pub size: usize,
+    /// Longest wait.
+    pub timeout: Option<String>,
+}
+
+/// Per-client request rate limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateFile {
+    /// `client_ip` or `header:NAME`.
+    pub key: Option<String>,
+    /// Sustained rate.
+    pub requests_per_second: f64,
+    /// Requests allowed at once above the rate.
+    pub burst: Option<u32>,
 }
 
 /// Active health checks.
@@ -193,6 +219,8 @@ pub struct LimitsFile {
     pub request_buffer_bytes: Option<usize>,
     /// Longest wait for the next piece of a request body being buffered.
     pub client_body_timeout: Option<String>,
+    /// Per-client request rate.
+    pub rate: Option<RateFile>,
 }
 
 /// Top-level keys that Pingora's `ServerConf` reads.

@@ -225,6 +225,8 @@ pub struct BackendSpec {
     pub weight: u32,
     /// Backup server.
     pub backup: bool,
+    /// Requests (tcp: sessions) in flight at most.
+    pub max_conns: Option<u32>,
 }
 
 /// Kind of active probe.
@@ -296,6 +298,40 @@ pub struct UpstreamSpec {
     pub least_time: LeastTimeSpec,
     /// Ramp a backend that becomes usable over this long.
     pub slow_start: Option<Duration>,
+    /// Where requests wait when every usable backend is full.
+    pub queue: Option<QueueSpec>,
+}
+
+/// The queue of an upstream whose backends have `max_conns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Waiting requests at most; beyond, 503 at once.
+    pub size: usize,
+    /// Longest wait; beyond, 503.
+    pub timeout: Duration,
+}
+
+/// What a rate limit counts requests by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    /// The client address (trusted proxies applied).
+    ClientIp,
+    /// A request header's value (absent: the client address).
+    Header(http::HeaderName),
+}
+
+/// The largest `limits.rate.burst`.
+pub const MAX_RATE_BURST: u32 = 100_000;
+
+/// A per-client token bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateSpec {
+    /// What identifies a client.
+    pub key: RateKey,
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: u32,
 }
 
 /// What `least_time` measures.
@@ -332,7 +368,7 @@ impl Default for LeastTimeSpec {
 pub const MAX_REQUEST_BUFFER: usize = 64 * 1024;
 
 /// Client-side limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LimitsSpec {
     /// Largest total request header size.
     pub max_header_bytes: usize,
@@ -350,6 +386,8 @@ pub struct LimitsSpec {
     pub request_buffer_bytes: usize,
     /// Longest wait for the next piece of a request body being buffered.
     pub client_body_timeout: Duration,
+    /// Per-client request rate.
+    pub rate: Option<RateSpec>,
 }
 
 impl Default for LimitsSpec {
@@ -362,6 +400,7 @@ impl Default for LimitsSpec {
             max_client_connections: None,
             request_buffer_bytes: 64 * 1024,
             client_body_timeout: Duration::from_secs(60),
+            rate: None,
         }
     }
 }

@@ -568,6 +568,14 @@ impl Validator {
             ),
             least_time: self.least_time(&p, u, algorithm),
             slow_start: self.slow_start(&p, u, algorithm),
+            queue: u.queue.as_ref().map(|q| QueueSpec {
+                size: q.size,
+                timeout: self.duration(
+                    &format!("{p}.queue.timeout"),
+                    &q.timeout,
+                    Duration::from_secs(5),
+                ),
+            }),
         }
     }
 
@@ -611,6 +619,48 @@ impl Validator {
             return None;
         }
         Some(self.duration(&path, &Some(d.clone()), Duration::from_secs(30)))
+    }
+
+    fn rate(&mut self, r: &RateFile) -> Option<RateSpec> {
+        let key = match r.key.as_deref() {
+            None | Some("client_ip") => RateKey::ClientIp,
+            Some(k) => match k
+                .strip_prefix("header:")
+                .and_then(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
+            {
+                Some(n) => RateKey::Header(n),
+                None => {
+                    self.err(
+                        "limits.rate.key",
+                        format!("invalid rate key `{k}`: use client_ip or header:NAME"),
+                    );
+                    return None;
+                }
+            },
+        };
+        if !(r.requests_per_second > 0.0 && r.requests_per_second <= 1e6) {
+            self.err(
+                "limits.rate.requests_per_second",
+                "requests_per_second must be more than 0 (and at most 1000000)",
+            );
+            return None;
+        }
+        let burst = r
+            .burst
+            .unwrap_or(r.requests_per_second.ceil() as u32)
+            .max(1);
+        if burst > MAX_RATE_BURST {
+            self.err(
+                "limits.rate.burst",
+                format!("burst must be 1 to {MAX_RATE_BURST}"),
+            );
+            return None;
+        }
+        Some(RateSpec {
+            key,
+            per_second: r.requests_per_second,
+            burst,
+        })
     }
 
     fn hash_key(&mut self, path: &str, k: &str) -> HashKey {
@@ -668,6 +718,15 @@ impl Validator {
             ip,
             weight: weight.clamp(1, 10_000),
             backup: b.backup,
+            max_conns: b.max_conns.filter(|&n| {
+                if n == 0 {
+                    self.err(
+                        &format!("{p}.max_conns"),
+                        "max_conns must be at least 1 (omit it for no limit)",
+                    );
+                }
+                n > 0
+            }),
         })
     }
 
@@ -788,6 +847,7 @@ impl Validator {
                 }
                 out.request_buffer_bytes = n.min(max);
             }
+            out.rate = l.rate.as_ref().and_then(|r| self.rate(r));
             out.client_body_timeout = self.duration(
                 "limits.client_body_timeout",
                 &l.client_body_timeout,

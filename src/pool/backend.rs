@@ -46,6 +46,12 @@ impl Lease {
         Lease(backend, Instant::now())
     }
 
+    /// Start one unit of work on `backend` if it is below its `max_conns`
+    /// (checked and counted in one atomic step, across threads).
+    pub fn try_new(backend: Arc<BackendState>) -> Option<Self> {
+        backend.try_begin().then(|| Lease(backend, Instant::now()))
+    }
+
     /// The backend.
     pub fn backend(&self) -> &Arc<BackendState> {
         &self.0
@@ -104,6 +110,10 @@ pub struct BackendState {
     /// ejection over), on the [`now_us`] clock: slow start ramps from here,
     /// and older time samples no longer count.
     usable_since_us: AtomicU64,
+    /// Requests (sessions) in flight at most; 0: no limit.
+    max_conns: AtomicU32,
+    /// Woken when a unit of work ends on a capped backend (the pool's queue).
+    on_release: arc_swap::ArcSwapOption<tokio::sync::Notify>,
     /// Decaying average of the measured time, in seconds (f64 bits).
     avg_secs: AtomicU64,
     /// When the average last took a sample ([`now_us`]; 0: never).
@@ -154,6 +164,8 @@ impl BackendState {
             addr,
             addr_str: addr.to_string(),
             weight: AtomicU32::new(target.weight),
+            max_conns: AtomicU32::new(target.max_conns.unwrap_or(0)),
+            on_release: arc_swap::ArcSwapOption::empty(),
             backup: AtomicBool::new(target.backup),
             healthy: AtomicBool::new(start == Start::Usable),
             probe_streak: AtomicU32::new(0),
@@ -180,6 +192,47 @@ impl BackendState {
     pub fn set_role(&self, target: &Target) {
         self.weight.store(target.weight, Relaxed);
         self.backup.store(target.backup, Relaxed);
+        self.max_conns.store(target.max_conns.unwrap_or(0), Relaxed);
+    }
+
+    /// Requests (sessions) in flight at most, if capped.
+    pub fn max_conns(&self) -> Option<u32> {
+        Some(self.max_conns.load(Relaxed)).filter(|&n| n > 0)
+    }
+
+    /// Whether another unit of work fits under `max_conns`.
+    pub fn has_room(&self) -> bool {
+        self.max_conns()
+            .is_none_or(|m| self.in_flight() < i64::from(m))
+    }
+
+    /// Who to wake when work ends here (the pool's queue).
+    pub fn set_release_signal(&self, n: Arc<tokio::sync::Notify>) {
+        self.on_release.store(Some(n));
+    }
+
+    /// Count one more unit of work if it fits under `max_conns`.
+    pub fn try_begin(&self) -> bool {
+        let Some(max) = self.max_conns() else {
+            self.begin();
+            return true;
+        };
+        let mut cur = self.in_flight.load(Relaxed);
+        loop {
+            if cur >= i64::from(max) {
+                return false;
+            }
+            match self
+                .in_flight
+                .compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed)
+            {
+                Ok(_) => {
+                    self.requests.fetch_add(1, Relaxed);
+                    return true;
+                }
+                Err(now) => cur = now,
+            }
+        }
     }
 
     /// Relative weight.
@@ -231,6 +284,11 @@ impl BackendState {
     /// A request that [`begin`](Self::begin) started has ended.
     pub fn end(&self) {
         self.in_flight.fetch_sub(1, Relaxed);
+        if self.max_conns.load(Relaxed) > 0 {
+            if let Some(n) = self.on_release.load().as_ref() {
+                n.notify_waiters();
+            }
+        }
     }
 
     /// Count a response status sent to a client for this backend.

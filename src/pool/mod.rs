@@ -2,6 +2,7 @@
 //! selectors built over them, and the rules for picking one.
 
 pub mod backend;
+pub mod queue;
 pub mod selection;
 
 pub use backend::{now_ms, now_us, BackendState, Lease, SessionEnd, Start};
@@ -32,6 +33,8 @@ pub struct Target {
     pub weight: u32,
     /// Backup flag from the config entry.
     pub backup: bool,
+    /// `max_conns` from the config entry.
+    pub max_conns: Option<u32>,
 }
 
 impl Target {
@@ -41,6 +44,7 @@ impl Target {
             addr,
             weight: 1,
             backup: false,
+            max_conns: None,
         }
     }
 }
@@ -57,6 +61,8 @@ pub struct Pool {
     pub no_backend: BackendState,
     /// Woken when discovery changes the membership.
     pub changed: tokio::sync::Notify,
+    /// The queue for when every backend is at `max_conns` (kept across reloads).
+    pub capacity: Arc<queue::Capacity>,
 }
 
 impl Pool {
@@ -77,6 +83,7 @@ impl Pool {
             }),
             retired: watch::Sender::new(false),
             changed: tokio::sync::Notify::new(),
+            capacity: previous.map(|p| p.capacity.clone()).unwrap_or_default(),
             latency,
             no_backend: BackendState::new(
                 Target::new(SocketAddr::from(([0, 0, 0, 0], 0))),
@@ -141,6 +148,7 @@ impl Pool {
                 }
                 None => Arc::new(BackendState::new(*t, start)),
             };
+            state.set_release_signal(self.capacity.released.clone());
             all.push(state);
         }
         all.sort_by_key(|s| s.addr);
@@ -165,6 +173,7 @@ impl Pool {
         let ramp = self.cfg.slow_start.map(|d| (d, now_us()));
         let ok = |s: &BackendState| {
             s.usable(now)
+                && s.has_room()
                 && (fresh || !tried.contains(s.addr))
                 && ramp.is_none_or(|(d, at)| ramp_admits(s, d, at, &m.all, now))
         };
@@ -178,7 +187,8 @@ impl Pool {
             .or_else(|| m.backup.pick(key, limit, ok))
             .or_else(|| scan(true, &ok))
             .or_else(|| {
-                let fail_open = |s: &BackendState| s.healthy() && !tried.contains(s.addr);
+                let fail_open =
+                    |s: &BackendState| s.healthy() && s.has_room() && !tried.contains(s.addr);
                 m.primary
                     .pick(key, limit, fail_open)
                     .or_else(|| scan(true, &fail_open))

@@ -4,9 +4,11 @@
 
 use super::respond::refuse;
 use super::{body, checks, forward, Ctx};
+use crate::config::RateKey;
 use crate::state::Shared;
 use http::header;
 use pingora_error::Result;
+use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,6 +26,30 @@ pub fn peer_ip(session: &Session) -> Option<IpAddr> {
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
+}
+
+fn ip_bytes(ip: Option<IpAddr>, buf: &mut [u8; 16]) -> &[u8] {
+    match ip {
+        Some(IpAddr::V4(v4)) => {
+            buf[..4].copy_from_slice(&v4.octets());
+            &buf[..4]
+        }
+        Some(IpAddr::V6(v6)) => {
+            *buf = v6.octets();
+            &buf[..]
+        }
+        None => b"",
+    }
+}
+
+/// 429 with `Retry-After` (whole seconds, at least 1).
+async fn too_many(session: &mut Session, wait: std::time::Duration) -> Result<bool> {
+    let mut resp = ResponseHeader::build(429, Some(3))?;
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.insert_header(header::RETRY_AFTER, secs.max(1))?;
+    resp.insert_header(header::CONTENT_LENGTH, 0)?;
+    session.write_response_header(Box::new(resp), true).await?;
+    Ok(true)
 }
 
 /// Admit the request of `session`: `Ok(true)` when it was answered here.
@@ -65,6 +91,19 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
     ctx.client = peer_ip(session).and_then(|p| {
         forward::real_client(p, forward::forwarded_for(req), &rt.config.trusted_proxies)
     });
+    if let Some(r) = &limits.rate {
+        let mut buf = [0u8; 16];
+        let header = match &r.key {
+            RateKey::Header(n) => req.headers.get(n).map(|v| v.as_bytes()),
+            RateKey::ClientIp => None,
+        };
+        let key = header.unwrap_or_else(|| ip_bytes(ctx.client, &mut buf));
+        if let Err(wait) = shared.rate.take(key, r) {
+            shared.metrics.rate_limited.fetch_add(1, Relaxed);
+            return too_many(session, wait).await;
+        }
+    }
+    let req = session.req_header();
     let route = rt.route(
         super::upstream::request_host(req),
         req.uri.path().as_bytes(),

@@ -48,20 +48,26 @@ pub struct Attempts {
 }
 
 impl Attempts {
-    /// Where the next try goes: the same backend after a stale pooled
-    /// connection, else a backend `select` picks among those not tried.
-    /// `None` when there is none.
-    pub fn next(
-        &mut self,
-        select: impl FnOnce(&Tried) -> Option<Arc<BackendState>>,
-    ) -> Option<&Arc<BackendState>> {
+    /// The backend to try again after a stale pooled connection (the
+    /// decision is used up), else `None`: end the current try and lease
+    /// another backend among those not [`tried`](Self::tried).
+    pub fn retry_same(&mut self) -> Option<&Arc<BackendState>> {
         if self.next.take() == Some(Retry::SameBackend) && self.current.is_some() {
             return self.current.as_ref().map(Lease::backend);
         }
         self.end();
-        let backend = select(&self.tried)?;
+        None
+    }
+
+    /// The backends tried so far.
+    pub fn tried(&self) -> &Tried {
+        &self.tried
+    }
+
+    /// Begin a try on the backend `lease` holds.
+    pub fn start(&mut self, lease: Lease) -> &Arc<BackendState> {
         self.count += 1;
-        Some(self.current.insert(Lease::new(backend)).backend())
+        self.current.insert(lease).backend()
     }
 
     /// Backends tried so far, the current one included (a retry on the

@@ -17,6 +17,7 @@ pub mod respond;
 pub mod upstream;
 
 use crate::config::{Algorithm, TimeMetric};
+use crate::pool::queue::Busy;
 use crate::pool::Pool;
 use crate::state::{Shared, WorkGuard};
 use async_trait::async_trait;
@@ -104,6 +105,10 @@ impl ProxyHttp for Proxy {
         let Some(pool) = ctx.pool.clone() else {
             return Err(Error::explain(ErrorType::HTTPStatus(404), "no route"));
         };
+        if let Some(b) = ctx.attempts.retry_same() {
+            // A pooled connection had gone stale: same backend, new connection.
+            return Ok(Box::new(upstream::peer_for(b, &pool)));
+        }
         let mut buf = [0u8; 16];
         let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
             upstream::hash_key(
@@ -115,15 +120,20 @@ impl ProxyHttp for Proxy {
         } else {
             b""
         };
-        let before = ctx.attempts.count();
-        let Some(backend) = ctx.attempts.next(|tried| pool.select(key, tried)) else {
-            return Err(upstream::no_backend(before > 0));
+        let retry = ctx.attempts.count() > 0;
+        let lease = match pool.lease(key, ctx.attempts.tried()) {
+            Ok(l) => l,
+            Err(Busy::Unusable) => return Err(upstream::no_backend(retry)),
+            Err(Busy::Full) => {
+                let key = key.to_vec();
+                upstream::queue(&self.shared, session, &pool, &key, ctx.attempts.tried()).await?
+            }
         };
-        let peer = upstream::peer_for(backend, &pool);
-        if before > 0 && ctx.attempts.count() > before {
+        if retry {
             self.shared.metrics.retries.fetch_add(1, Relaxed);
         }
-        Ok(Box::new(peer))
+        let backend = ctx.attempts.start(lease);
+        Ok(Box::new(upstream::peer_for(backend, &pool)))
     }
 
     async fn upstream_request_filter(

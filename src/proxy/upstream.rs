@@ -2,12 +2,17 @@
 //! key, and the Pingora peer for a chosen backend.
 
 use crate::config::HashKey;
-use crate::pool::{BackendState, Pool};
+use crate::pool::queue::Rejected;
+use crate::pool::{BackendState, Lease, Pool, Tried};
+use crate::state::Shared;
 use http::header;
 use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::Result;
 use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
+use pingora_proxy::Session;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// How long an idle upstream connection stays in the keep-alive pool.
@@ -76,6 +81,46 @@ pub fn peer_for(b: &BackendState, pool: &Pool) -> HttpPeer {
     peer.options.write_timeout = Some(cfg.write_timeout);
     peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
     peer
+}
+
+/// Every usable backend of `pool` is at `max_conns`: wait in its queue
+/// (503 at once without one, or when it is full; 503 after its timeout).
+/// A client that goes away while waiting leaves the queue.
+pub async fn queue(
+    shared: &Shared,
+    session: &mut Session,
+    pool: &Pool,
+    key: &[u8],
+    tried: &Tried,
+) -> Result<Lease> {
+    let m = &shared.metrics;
+    let Some(q) = pool.cfg.queue else {
+        m.queue_full.fetch_add(1, Relaxed);
+        return Err(Error::explain(
+            ErrorType::HTTPStatus(503),
+            "every backend at max_conns",
+        ));
+    };
+    let waited = if session.as_downstream_mut().is_body_done() {
+        // Nothing more to read: a read that ends is the client leaving.
+        tokio::select! {
+            r = pool.wait_lease(key, tried, q) => r,
+            _ = session.as_downstream_mut().read_body_or_idle(true) => {
+                return Err(Error::explain(ErrorType::ConnectionClosed, "client left the queue").into_down());
+            }
+        }
+    } else {
+        pool.wait_lease(key, tried, q).await
+    };
+    waited.map_err(|r| {
+        let (counter, why) = match r {
+            Rejected::QueueFull => (&m.queue_full, "queue full"),
+            Rejected::Timeout => (&m.queue_timeout, "queue timeout"),
+            Rejected::Unusable => return no_backend(false),
+        };
+        counter.fetch_add(1, Relaxed);
+        Error::explain(ErrorType::HTTPStatus(503), why)
+    })
 }
 
 /// The error when no backend can be tried: 502 after failed tries, 503

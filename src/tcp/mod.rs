@@ -9,6 +9,7 @@ pub mod relay;
 
 use crate::access_log::SessionEntry;
 use crate::config::{Algorithm, TcpSpec};
+use crate::pool::queue::Busy;
 use crate::pool::{BackendState, Lease, Pool, SessionEnd, Tried};
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -61,9 +62,16 @@ impl TcpProxy {
         };
         let mut tried = Tried::default();
         for _ in 0..=pool.cfg.retries {
-            let backend = pool.select(key, &tried)?;
-            tried.push(backend.addr);
-            let lease = Lease::new(backend);
+            let lease = match pool.lease(key, &tried) {
+                Ok(l) => l,
+                Err(Busy::Full) => {
+                    // Every backend at max_conns: wait in the queue, if any.
+                    let q = pool.cfg.queue?;
+                    pool.wait_lease(key, &tried, q).await.ok()?
+                }
+                Err(Busy::Unusable) => return None,
+            };
+            tried.push(lease.backend().addr);
             let decay = pool.cfg.least_time.decay;
             match self.open(lease.backend(), pool).await {
                 Ok(s) => {

@@ -49,6 +49,9 @@ struct BackendInner {
     health_status: Mutex<Option<u16>>,
     seen: Mutex<Vec<Seen>>,
     hits: AtomicU64,
+    /// Requests being answered now, and the most at once.
+    active: AtomicU64,
+    peak: AtomicU64,
     stopped: AtomicBool,
 }
 
@@ -69,6 +72,8 @@ impl Backend {
             health_status: Mutex::new(None),
             seen: Mutex::new(Vec::new()),
             hits: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
         });
         let b = Backend {
@@ -107,6 +112,11 @@ impl Backend {
 
     pub fn set_health_status(&self, s: Option<u16>) {
         *self.inner.health_status.lock().unwrap() = s;
+    }
+
+    /// The most requests this backend answered at once.
+    pub fn peak(&self) -> u64 {
+        self.inner.peak.load(Ordering::SeqCst)
     }
 
     pub fn hits(&self) -> u64 {
@@ -208,6 +218,9 @@ fn handle(conn: TcpStream, inner: Arc<BackendInner>, gen: Arc<AtomicU64>, my_gen
         }
         let mode = inner.mode.lock().unwrap().clone();
         let health = *inner.health_status.lock().unwrap();
+        let now = inner.active.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.peak.fetch_max(now, Ordering::SeqCst);
+        let _active = Active(&inner.active);
         let (status, close, v10) = match (&mode, is_health, health) {
             (_, true, Some(s)) => (s, false, false),
             (Mode::Hang, false, _) => {
@@ -239,5 +252,14 @@ fn handle(conn: TcpStream, inner: Arc<BackendInner>, gen: Arc<AtomicU64>, my_gen
             let _ = w.shutdown(Shutdown::Both);
             return;
         }
+    }
+}
+
+/// Counts a request as being answered until dropped.
+struct Active<'a>(&'a AtomicU64);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
