@@ -3,6 +3,8 @@
 # each pinned to CPU 1 while wrk and the nginx backends share CPU 0, runs
 # interleaved. Prints the median user+system µs per request of each.
 # Usage: bench/ab.sh OLD_BULB NEW_BULB [REPS=14] [SECONDS=3]   (loopback only)
+# B_BACKEND=", max_conns: 1000" and B_TOP="limits: {...}" change only B's config
+# (with the same binary twice: the cost of a setting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1; B=$2; REPS=${3:-14}; DUR=${4:-3}
@@ -12,8 +14,10 @@ pids=()
 trap 'kill -INT "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 taskset -c 0 nginx -c "$(pwd)/bench/peers/backends.nginx.conf" & pids+=($!)
 declare -A port=([a]=8183 [b]=8185) bin=([a]=$A [b]=$B) pid=()
+declare -A extra=([a]="" [b]="${B_BACKEND:-}") top=([a]="" [b]="${B_TOP:-}")
 for n in a b; do
   cat > "$W/$n.yaml" <<YAML
+${top[$n]}
 threads: 1
 pid_file: $W/$n.pid
 upgrade_sock: $W/$n.sock
@@ -21,7 +25,7 @@ listeners: [{address: 127.0.0.1:${port[$n]}}]
 access_log: off
 upstreams:
   pool:
-    backends: [{address: 127.0.0.1:9101}, {address: 127.0.0.1:9102}, {address: 127.0.0.1:9103}]
+    backends: [{address: 127.0.0.1:9101${extra[$n]}}, {address: 127.0.0.1:9102${extra[$n]}}, {address: 127.0.0.1:9103${extra[$n]}}]
 YAML
   RUST_LOG=warn taskset -c 1 "${bin[$n]}" -c "$W/$n.yaml" & pids+=($!); pid[$n]=$!
 done
