@@ -78,6 +78,9 @@ pub fn run(
     let admin_addr = config.admin;
     let config_read_buffer = config.limits.client_read_buffer_bytes;
     let runtime = Runtime::build(config, None, &dns, &metrics);
+    if let Some(path) = &runtime.config.admin_state_file {
+        crate::admin::ops::load(path, &runtime);
+    }
     let shared = Arc::new(Shared::new(runtime, metrics, access_log, dns));
 
     let mut app = pingora_proxy::http_proxy(&server.configuration, Proxy::new(shared.clone()));

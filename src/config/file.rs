@@ -65,6 +65,10 @@ pub struct TlsFile {
 pub struct AdminFile {
     /// `IP:port`; default `127.0.0.1:9901` (loopback only).
     pub address: Option<String>,
+    /// Bearer token required for writes.
+    pub token: Option<String>,
+    /// Where runtime overrides (drain, disable, weight) are kept across restarts.
+    pub state_file: Option<String>,
 }
 
 /// `access_log:` is either a boolean (`false` = off) or a target string.

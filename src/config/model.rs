@@ -16,6 +16,10 @@ pub struct Config {
     pub listeners: Vec<ListenerSpec>,
     /// Admin listener, if any.
     pub admin: Option<SocketAddr>,
+    /// Bearer token for admin writes; without one, writes only on loopback.
+    pub admin_token: Option<String>,
+    /// File keeping admin overrides across restarts and upgrades.
+    pub admin_state_file: Option<String>,
     /// Access log target.
     pub access_log: AccessLogSpec,
     /// Routing rules, first match wins.

@@ -221,6 +221,14 @@ impl Validator {
             server,
             listeners,
             admin,
+            admin_token: file.admin.as_ref().and_then(|a| {
+                let t = a.token.clone()?;
+                if t.trim().is_empty() {
+                    self.err("admin.token", "admin.token must not be empty");
+                }
+                Some(t)
+            }),
+            admin_state_file: file.admin.as_ref().and_then(|a| a.state_file.clone()),
             access_log,
             routes,
             upstreams,

@@ -88,6 +88,10 @@ pub struct BackendState {
     /// `addr` as text, for logs, `/status` and metric labels.
     pub addr_str: String,
     weight: AtomicU32,
+    /// A weight set through the admin API (0: none); survives reloads.
+    weight_override: AtomicU32,
+    /// [`AdminState`] set through the admin API; survives reloads.
+    admin_state: std::sync::atomic::AtomicU8,
     backup: AtomicBool,
     healthy: AtomicBool,
     probe_streak: AtomicU32,
@@ -120,6 +124,46 @@ pub struct BackendState {
     avg_at_us: AtomicU64,
     /// Samples taken since the backend became usable.
     avg_samples: AtomicU64,
+}
+
+/// What an operator said about a backend through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// Normal.
+    Active = 0,
+    /// No new work; in flight finishes (a deploy).
+    Draining = 1,
+    /// No new work, for maintenance.
+    Disabled = 2,
+}
+
+impl AdminState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => AdminState::Draining,
+            2 => AdminState::Disabled,
+            _ => AdminState::Active,
+        }
+    }
+
+    /// The name on `/status`, in the state file and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminState::Active => "active",
+            AdminState::Draining => "draining",
+            AdminState::Disabled => "disabled",
+        }
+    }
+
+    /// The state a name stands for.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(AdminState::Active),
+            "draining" => Some(AdminState::Draining),
+            "disabled" => Some(AdminState::Disabled),
+            _ => None,
+        }
+    }
 }
 
 /// How a TCP session ended.
@@ -164,6 +208,8 @@ impl BackendState {
             addr,
             addr_str: addr.to_string(),
             weight: AtomicU32::new(target.weight),
+            weight_override: AtomicU32::new(0),
+            admin_state: std::sync::atomic::AtomicU8::new(AdminState::Active as u8),
             max_conns: AtomicU32::new(target.max_conns.unwrap_or(0)),
             on_release: arc_swap::ArcSwapOption::empty(),
             backup: AtomicBool::new(target.backup),
@@ -237,7 +283,41 @@ impl BackendState {
 
     /// Relative weight.
     pub fn weight(&self) -> u32 {
+        match self.weight_override.load(Relaxed) {
+            0 => self.weight.load(Relaxed),
+            w => w,
+        }
+    }
+
+    /// The weight the config gives.
+    pub fn configured_weight(&self) -> u32 {
         self.weight.load(Relaxed)
+    }
+
+    /// Set (or with `None` drop) the admin API's weight.
+    pub fn set_weight_override(&self, w: Option<u32>) {
+        self.weight_override.store(w.unwrap_or(0), Relaxed);
+    }
+
+    /// The admin API's weight, if one is set.
+    pub fn weight_override(&self) -> Option<u32> {
+        Some(self.weight_override.load(Relaxed)).filter(|&w| w > 0)
+    }
+
+    /// The admin state in force.
+    pub fn admin_state(&self) -> AdminState {
+        AdminState::from_u8(self.admin_state.load(Relaxed))
+    }
+
+    /// Set the admin state.
+    pub fn set_admin_state(&self, s: AdminState) {
+        self.admin_state.store(s as u8, Relaxed);
+    }
+
+    /// Whether new work may go here: usable, and not drained or disabled
+    /// by an operator (health checks go on either way).
+    pub fn available(&self, now: u64) -> bool {
+        self.usable(now) && self.admin_state() == AdminState::Active
     }
 
     /// Whether this is a backup server.

@@ -5,7 +5,7 @@ pub mod backend;
 pub mod queue;
 pub mod selection;
 
-pub use backend::{now_ms, now_us, BackendState, Lease, SessionEnd, Start};
+pub use backend::{now_ms, now_us, AdminState, BackendState, Lease, SessionEnd, Start};
 
 use crate::config::{Algorithm, UpstreamSpec};
 use crate::metrics::Histogram;
@@ -172,7 +172,7 @@ impl Pool {
         let fresh = tried.is_empty();
         let ramp = self.cfg.slow_start.map(|d| (d, now_us()));
         let ok = |s: &BackendState| {
-            s.usable(now)
+            s.available(now)
                 && s.has_room()
                 && (fresh || !tried.contains(s.addr))
                 && ramp.is_none_or(|(d, at)| ramp_admits(s, d, at, &m.all, now))
@@ -187,12 +187,43 @@ impl Pool {
             .or_else(|| m.backup.pick(key, limit, ok))
             .or_else(|| scan(true, &ok))
             .or_else(|| {
-                let fail_open =
-                    |s: &BackendState| s.healthy() && s.has_room() && !tried.contains(s.addr);
+                let fail_open = |s: &BackendState| {
+                    s.healthy()
+                        && s.admin_state() == AdminState::Active
+                        && s.has_room()
+                        && !tried.contains(s.addr)
+                };
                 m.primary
                     .pick(key, limit, fail_open)
                     .or_else(|| scan(true, &fail_open))
             })
+    }
+
+    /// Rebuild the selectors from the members' weights in force (after the
+    /// admin API changed one).
+    pub fn reweigh(&self) {
+        let old = self.members.load_full();
+        let targets: Vec<Target> = old
+            .all
+            .iter()
+            .map(|s| Target {
+                addr: s.addr,
+                weight: s.configured_weight(),
+                backup: s.backup(),
+                max_conns: s.max_conns(),
+            })
+            .collect();
+        self.set_targets(&targets, Some(&old));
+    }
+
+    /// The member at `addr`.
+    pub fn member(&self, addr: std::net::SocketAddr) -> Option<Arc<BackendState>> {
+        self.members
+            .load()
+            .all
+            .iter()
+            .find(|s| s.addr == addr)
+            .cloned()
     }
 
     /// Stop the background tasks of this pool (it was replaced by a reload).
@@ -231,7 +262,7 @@ fn ramp_admits(
     }
     let top = all
         .iter()
-        .filter(|b| b.backup() == s.backup() && b.usable(now_ms))
+        .filter(|b| b.backup() == s.backup() && b.available(now_ms))
         .map(|b| b.ramp(Some(d), at))
         .fold(share, f64::max);
     let draw = (selection::fast_random() % 1_000_000) as f64 / 1_000_000.0;

@@ -72,7 +72,7 @@ impl Pool {
         }
         let now = super::now_ms();
         let full =
-            |s: &Arc<BackendState>| s.usable(now) && !tried.contains(s.addr) && !s.has_room();
+            |s: &Arc<BackendState>| s.available(now) && !tried.contains(s.addr) && !s.has_room();
         if self.members().all.iter().any(full) {
             Err(Busy::Full)
         } else {

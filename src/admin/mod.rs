@@ -2,7 +2,9 @@
 //! (JSON) and `/metrics` (Prometheus text, encoded by the `prometheus` crate).
 
 use crate::metrics::BUCKETS;
-use crate::pool::SessionEnd;
+pub mod ops;
+
+use crate::pool::{AdminState, SessionEnd};
 use crate::state::Shared;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -53,6 +55,7 @@ impl Admin {
                         "response_time_ms": ms,
                         "effective_weight": (effective * 100.0).round() / 100.0,
                         "max_conns": b.max_conns(),
+                        "admin_state": b.admin_state().name(),
                     })
                 })
                 .collect();
@@ -89,6 +92,7 @@ impl Admin {
         let mut failures = Vec::new();
         let mut sessions = Vec::new();
         let mut times = Vec::new();
+        let mut admin_states = Vec::new();
         let mut bytes = Vec::new();
         let now = crate::pool::now_ms();
         for p in &rt.pools {
@@ -147,6 +151,14 @@ impl Admin {
                     b.in_flight() as f64,
                 ));
                 failures.push(counter(&[("upstream", up), ("backend", be)], b.failures()));
+                for st in [
+                    AdminState::Active,
+                    AdminState::Draining,
+                    AdminState::Disabled,
+                ] {
+                    let l = [("upstream", up), ("backend", be), ("state", st.name())];
+                    admin_states.push(gauge(&l, f64::from(u8::from(b.admin_state() == st))));
+                }
                 if let Some(avg) = b.average() {
                     times.push(gauge(
                         &[("upstream", up), ("backend", be)],
@@ -212,6 +224,12 @@ impl Admin {
                 "Connect errors, timeouts and resets seen on the backend.",
                 MetricType::COUNTER,
                 failures,
+            ),
+            family(
+                "bulb_backend_admin_state",
+                "1 for the admin state in force (active, draining, disabled).",
+                MetricType::GAUGE,
+                admin_states,
             ),
             family(
                 "bulb_backend_response_time_seconds",
@@ -288,6 +306,52 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// A runtime write (drain, disable, enable, weight): authorize, parse,
+    /// apply.
+    async fn write(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let rt = self.shared.runtime.load();
+        let auth = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes().to_vec());
+        if let Err((status, why)) = ops::authorize(
+            rt.config.admin_token.as_deref(),
+            auth.as_deref(),
+            rt.config.admin,
+        ) {
+            return reply(status, "text/plain", format!("{why}\n").into_bytes());
+        }
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > 4096 {
+                return reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "text/plain",
+                    b"body too large\n".to_vec(),
+                );
+            }
+        }
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let req = session.req_header();
+        match ops::parse(&req.method, req.uri.path(), &body) {
+            None => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+            Some(Err((status, why))) => {
+                reply(status, "text/plain", format!("{why}\n").into_bytes())
+            }
+            Some(Ok(w)) => {
+                let (status, msg) = ops::apply(&self.shared, &w, peer);
+                reply(status, "text/plain", msg.into_bytes())
+            }
+        }
+    }
+}
+
 fn labels(l: &[(&str, &str)]) -> Vec<LabelPair> {
     l.iter()
         .map(|(k, v)| {
@@ -341,6 +405,10 @@ fn reply(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response<Vec<u8>> {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        if method == http::Method::POST || method == http::Method::PUT {
+            return self.write(session).await;
+        }
         let req = session.req_header();
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             return reply(

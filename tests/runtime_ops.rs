@@ -1,0 +1,163 @@
+//! Runtime operations (SPEC "Runtime operations"): drain, disable, enable
+//! and weight through the admin API; who may; overrides across SIGHUP and
+//! restarts.
+
+mod common;
+use common::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// An admin write; the status.
+fn write(admin: SocketAddr, method: &str, path: &str, body: &str, token: Option<&str>) -> u16 {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    parse_resp(&raw(admin, req.as_bytes()).expect("admin")).map_or(0, |r| r.status)
+}
+
+fn backend_status(bulb: &Bulb, addr: SocketAddr) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&bulb.admin_get("/status").body).expect("json");
+    v["upstreams"]["web"]["backends"]
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["address"] == addr.to_string()).cloned())
+        .expect("backend in /status")
+}
+
+#[test]
+fn drain_under_load_loses_nothing_and_enable_brings_it_back() {
+    let a = Backend::start("a", Mode::Ok);
+    let b = Backend::start("b", Mode::Slow(Duration::from_millis(20)));
+    let bulb = Bulb::start(&Conf::web(&[&a, &b]).yaml());
+    let load = Load::start(bulb.addr, 4, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let path = format!("/upstreams/web/backends/{}/drain", b.addr);
+    assert_eq!(write(bulb.admin, "POST", &path, "", None), 200);
+    assert!(
+        wait_for(Duration::from_secs(2), || backend_status(&bulb, b.addr)
+            ["in_flight"]
+            == 0)
+        .is_some(),
+        "in-flight requests on the drained backend did not finish"
+    );
+    let hits = b.hits();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(b.hits(), hits, "a drained backend got new requests");
+    assert_eq!(backend_status(&bulb, b.addr)["admin_state"], "draining");
+    assert!(bulb.admin_get("/metrics").body.contains(&format!(
+        "bulb_backend_admin_state{{upstream=\"web\",backend=\"{}\",state=\"draining\"}} 1",
+        b.addr
+    )));
+    let enable = format!("/upstreams/web/backends/{}/enable", b.addr);
+    assert_eq!(write(bulb.admin, "POST", &enable, "", None), 200);
+    std::thread::sleep(Duration::from_millis(700));
+    let st = load.finish();
+    assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
+    assert!(b.hits() > hits, "enabled backend got nothing");
+}
+
+#[test]
+fn weight_changes_the_share_and_survives_a_reload() {
+    let a = Backend::start("a", Mode::Ok);
+    let b = Backend::start("b", Mode::Ok);
+    let bulb = Bulb::start(&Conf::web(&[&a, &b]).yaml());
+    let path = format!("/upstreams/web/backends/{}/weight", b.addr);
+    assert_eq!(
+        write(bulb.admin, "PUT", &path, r#"{"weight": 3}"#, None),
+        200
+    );
+    let m = tally(bulb.addr, "/", 40);
+    assert_eq!(m.get("b"), Some(&30), "{m:?}");
+    assert_eq!(backend_status(&bulb, b.addr)["weight"], 3);
+    // Bad bodies and unknown names.
+    assert_eq!(
+        write(bulb.admin, "PUT", &path, r#"{"weight": 0}"#, None),
+        400
+    );
+    assert_eq!(write(bulb.admin, "PUT", &path, "nope", None), 400);
+    assert_eq!(
+        write(
+            bulb.admin,
+            "POST",
+            "/upstreams/nope/backends/127.0.0.1:1/drain",
+            "",
+            None
+        ),
+        404
+    );
+    assert_eq!(
+        write(
+            bulb.admin,
+            "POST",
+            "/upstreams/web/backends/127.0.0.1:1/drain",
+            "",
+            None
+        ),
+        404
+    );
+    // A reload keeps the override for a backend that stays.
+    bulb.rewrite(&Conf::web(&[&a, &b]).upstream("    retries: 2\n").yaml());
+    bulb.signal("HUP");
+    assert!(bulb.wait_generation(2));
+    assert_eq!(tally(bulb.addr, "/", 40).get("b"), Some(&30));
+}
+
+#[test]
+fn writes_need_the_token_when_one_is_set() {
+    let a = Backend::start("a", Mode::Ok);
+    let bulb = Bulb::start(&Conf::web(&[&a]).yaml().replace(
+        "admin: {address: \"{ADMIN}\"}",
+        "admin: {address: \"{ADMIN}\", token: s3cret}",
+    ));
+    let path = format!("/upstreams/web/backends/{}/disable", a.addr);
+    assert_eq!(write(bulb.admin, "POST", &path, "", None), 401);
+    assert_eq!(write(bulb.admin, "POST", &path, "", Some("wrong")), 403);
+    assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "active");
+    assert_eq!(write(bulb.admin, "POST", &path, "", Some("s3cret")), 200);
+    assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "disabled");
+    // Disabled: nothing usable, 503, while health checks would go on.
+    assert_eq!(bulb.get("/").expect("request").status, 503);
+    assert!(
+        bulb.logs().contains("admin: 127.0.0.1 set upstream web"),
+        "{}",
+        bulb.logs()
+    );
+}
+
+#[test]
+fn the_state_file_carries_overrides_across_a_restart() {
+    let a = Backend::start("a", Mode::Ok);
+    let b = Backend::start("b", Mode::Ok);
+    let yaml = Conf::web(&[&a, &b]).yaml().replace(
+        "admin: {address: \"{ADMIN}\"}",
+        "admin: {address: \"{ADMIN}\", state_file: \"{DIR}/state.json\"}",
+    );
+    let mut bulb = Bulb::start(&yaml);
+    let drain = format!("/upstreams/web/backends/{}/drain", a.addr);
+    let weight = format!("/upstreams/web/backends/{}/weight", b.addr);
+    assert_eq!(write(bulb.admin, "POST", &drain, "", None), 200);
+    assert_eq!(
+        write(bulb.admin, "PUT", &weight, r#"{"weight": 7}"#, None),
+        200
+    );
+    let saved = std::fs::read_to_string(bulb.dir.join("state.json")).expect("state file");
+    assert!(saved.contains("draining"), "{saved}");
+    // Restart: same file, same directory.
+    bulb.signal("INT");
+    assert!(bulb.wait_exit(Duration::from_secs(5)).is_some());
+    let again = Bulb::spawn(&bulb.conf, &bulb.dir, &[]);
+    bulb.child = again;
+    bulb.wait_ready();
+    assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "draining");
+    assert_eq!(backend_status(&bulb, b.addr)["weight"], 7);
+    assert_eq!(tally(bulb.addr, "/", 10).get("b"), Some(&10));
+    // A corrupt file is logged and ignored, never fatal.
+    std::fs::write(bulb.dir.join("state.json"), "{not json").expect("write");
+    bulb.signal("INT");
+    assert!(bulb.wait_exit(Duration::from_secs(5)).is_some());
+    bulb.child = Bulb::spawn(&bulb.conf, &bulb.dir, &[]);
+    bulb.wait_ready();
+    assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "active");
+    assert!(bulb.logs().contains("is not valid"), "{}", bulb.logs());
+}
