@@ -205,7 +205,6 @@ mod tests {
         let put = http::Method::PUT;
         let w = parse(&post, "/upstreams/web/backends/127.0.0.1:80/drain", b"")
             .expect("a write")
-            .ok()
             .expect("valid");
         assert_eq!((w.upstream, w.op), ("web", Op::State(AdminState::Draining)));
         let w = parse(
@@ -214,7 +213,6 @@ mod tests {
             br#"{"weight": 3}"#,
         )
         .expect("a write")
-        .ok()
         .expect("valid");
         assert_eq!(w.op, Op::Weight(3));
         for body in [&b"{}"[..], b"{\"weight\": 0}", b"nope"] {
