@@ -1,4 +1,5 @@
-//! Command-line parsing: `bulb [-c FILE] [-t] [-d] [-u] [--version] [--help]`.
+//! Command-line parsing: `bulb [-c FILE] [-t [--diff OLD] [--format text|json]] [-d] [-u]
+//! [--version] [--help]`.
 
 /// Parsed flags.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -15,15 +16,21 @@ pub struct Cli {
     pub version: bool,
     /// `--help`.
     pub help: bool,
+    /// `--diff OLD`: with `-t`, what a reload from OLD would change.
+    pub diff: Option<String>,
+    /// `--format json`: machine-readable `--diff`.
+    pub json: bool,
 }
 
 /// Usage text.
 pub const USAGE: &str = "\
-usage: bulb [-c FILE] [-t] [-d] [-u] [--version] [--help]
+usage: bulb [-c FILE] [-t [--diff OLD.yaml] [--format text|json]] [-d] [-u] [--version] [--help]
 
   -c, --conf FILE   configuration file (default: NODES mode when $NODES is set,
                     else /etc/bulb/bulb.yaml)
   -t, --test        validate the configuration and exit
+      --diff OLD    with -t: print what a reload from OLD to this file changes
+      --format json with --diff: machine-readable output
   -d, --daemon      run in the background (pid_file, error_log apply)
   -u, --upgrade     take the listening sockets over from a running bulb
       --version     print the version
@@ -35,8 +42,8 @@ signals: HUP reload, TERM graceful stop, INT fast stop, QUIT hand sockets to `bu
 /// A command line bulb does not understand.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CliError {
-    /// A flag that needs a value had none.
-    #[error("{0} needs a file name")]
+    /// A flag that needs a value had none (or a wrong one).
+    #[error("{0} needs a value (a file name; for --format: text or json)")]
     MissingValue(String),
     /// An unknown argument.
     #[error("unknown argument `{0}`")]
@@ -58,6 +65,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, CliError> {
             "-u" | "--upgrade" => cli.upgrade = true,
             "-V" | "--version" => cli.version = true,
             "-h" | "--help" => cli.help = true,
+            "--diff" => match it.next() {
+                Some(f) if !f.is_empty() => cli.diff = Some(f),
+                _ => return Err(CliError::MissingValue(a)),
+            },
+            "--format" => match it.next().as_deref() {
+                Some("json") => cli.json = true,
+                Some("text") => cli.json = false,
+                _ => return Err(CliError::MissingValue(a)),
+            },
             s if s.starts_with("--conf=") => cli.conf = Some(s["--conf=".len()..].to_string()),
             // Combined short flags such as -tc FILE are not supported; say so plainly.
             other => return Err(CliError::Unknown(other.to_string())),

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod diff;
 pub mod discovery;
 pub mod guard;
 pub mod handoff;

@@ -56,7 +56,23 @@ fn main() {
         }
     };
     if cli.test {
-        println!("bulb: configuration {name} is valid");
+        match &cli.diff {
+            None => println!("bulb: configuration {name} is valid"),
+            Some(old) => {
+                // The diff goes to stdout (JSON with --format json), the verdict to stderr.
+                eprintln!("bulb: configuration {name} is valid");
+                let Ok(old_config) = bulb::config::load_file(old) else {
+                    eprintln!("bulb: {old} (the running configuration to compare with) is invalid");
+                    exit(1);
+                };
+                let d = bulb::diff::diff(&old_config, &config);
+                if cli.json {
+                    println!("{d}");
+                } else {
+                    print!("{}", bulb::diff::text(&d));
+                }
+            }
+        }
         return;
     }
     if let Err(e) = bulb::server::run(&cli, source, config, args) {

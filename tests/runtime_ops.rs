@@ -161,3 +161,67 @@ fn the_state_file_carries_overrides_across_a_restart() {
     assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "active");
     assert!(bulb.logs().contains("is not valid"), "{}", bulb.logs());
 }
+
+#[test]
+fn diff_reports_changes_and_the_keys_that_move() {
+    let dir = tempdir();
+    let write_conf = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).expect("write");
+        p
+    };
+    let old = write_conf(
+        "old.yaml",
+        "listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  web:\n    algorithm: consistent_hash\n    backends: [{address: 10.0.0.1:80}, {address: 10.0.0.2:80}, {address: 10.0.0.3:80}]\n",
+    );
+    let new = write_conf(
+        "new.yaml",
+        "listeners: [{address: 127.0.0.1:1}, {address: 127.0.0.1:2}]\nroutes: [{upstream: web}]\nupstreams:\n  web:\n    algorithm: consistent_hash\n    backends: [{address: 10.0.0.1:80}, {address: 10.0.0.2:80}]\n  api:\n    backends: [{address: 10.0.0.9:80, weight: 2}]\n",
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bulb_bin())
+            .args(args)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (new_s, old_s) = (new.display().to_string(), old.display().to_string());
+    let (code, json) = run(&["-t", "-c", &new_s, "--diff", &old_s, "--format", "json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["listeners"]["added"][0], "127.0.0.1:2 (http)");
+    assert_eq!(v["listeners"]["hand_over"], true);
+    assert_eq!(v["upstreams"]["added"][0], "api");
+    let web = &v["upstreams"]["changed"]["web"];
+    assert_eq!(web["backends_removed"][0], "10.0.0.3:80");
+    let moved = web["keys_moved_percent"].as_f64().expect("percent");
+    assert!(
+        (25.0..42.0).contains(&moved),
+        "removing one of three moved {moved} %"
+    );
+    // Re-weighting, in text.
+    let reweighed = write_conf(
+        "w.yaml",
+        "listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  web:\n    algorithm: consistent_hash\n    backends: [{address: 10.0.0.1:80, weight: 3}, {address: 10.0.0.2:80}, {address: 10.0.0.3:80}]\n",
+    );
+    let (code, text) = run(&[
+        "-t",
+        "-c",
+        &reweighed.display().to_string(),
+        "--diff",
+        &old_s,
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("backend ~ 10.0.0.1:80 weight 1 -> 3"),
+        "{text}"
+    );
+    assert!(text.contains("% of keys move"), "{text}");
+    // An invalid NEW exits 1.
+    let bad = write_conf("bad.yaml", "listeners: []\n");
+    let (code, _) = run(&["-t", "-c", &bad.display().to_string(), "--diff", &old_s]);
+    assert_eq!(code, Some(1));
+}
