@@ -167,18 +167,11 @@ fn config_errors_for_least_time_and_slow_start() {
         ),
     ];
     for (i, (extra, want)) in cases.iter().enumerate() {
-        let f = dir.join(format!("lt{i}.yaml"));
         let yaml = format!(
             "listeners: [{{address: 127.0.0.1:1}}]\nupstreams:\n  web:\n{extra}    backends: [{{address: 127.0.0.1:2}}]\n"
         );
-        std::fs::write(&f, yaml).expect("write");
-        let out = std::process::Command::new(bulb_bin())
-            .args(["-t", "-c"])
-            .arg(&f)
-            .output()
-            .expect("run");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "case {i}: {err}");
+        let (code, err) = check_config(&dir, &format!("lt{i}.yaml"), &yaml);
+        assert_eq!(code, Some(1), "case {i}: {err}");
         assert!(err.contains(want), "case {i}: {err}");
     }
 }

@@ -314,15 +314,6 @@ fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn five_thousand_idle_sessions_leave_nothing_behind() {
     let hold = TcpBackend::start("hold", TcpMode::Hold);
@@ -420,16 +411,8 @@ fn config_errors_for_tcp_listeners() {
         ),
     ];
     for (i, (yaml, want)) in cases.iter().enumerate() {
-        let f = dir.join(format!("bad{i}.yaml"));
-        std::fs::write(&f, yaml).expect("write");
-        let out = std::process::Command::new(bulb_bin())
-            .arg("-t")
-            .arg("-c")
-            .arg(&f)
-            .output()
-            .expect("run");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "case {i}: {err}");
+        let (code, err) = check_config(&dir, &format!("bad{i}.yaml"), yaml);
+        assert_eq!(code, Some(1), "case {i}: {err}");
         assert!(err.contains(want), "case {i}: {err}");
         assert!(
             err.contains(&format!("bad{i}.yaml:")),

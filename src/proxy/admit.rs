@@ -28,20 +28,6 @@ pub fn peer_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-fn ip_bytes(ip: Option<IpAddr>, buf: &mut [u8; 16]) -> &[u8] {
-    match ip {
-        Some(IpAddr::V4(v4)) => {
-            buf[..4].copy_from_slice(&v4.octets());
-            &buf[..4]
-        }
-        Some(IpAddr::V6(v6)) => {
-            *buf = v6.octets();
-            &buf[..]
-        }
-        None => b"",
-    }
-}
-
 /// 429 with `Retry-After` (whole seconds, at least 1).
 async fn too_many(session: &mut Session, wait: std::time::Duration) -> Result<bool> {
     let mut resp = ResponseHeader::build(429, Some(3))?;
@@ -97,7 +83,7 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
             RateKey::Header(n) => req.headers.get(n).map(|v| v.as_bytes()),
             RateKey::ClientIp => None,
         };
-        let key = header.unwrap_or_else(|| ip_bytes(ctx.client, &mut buf));
+        let key = header.unwrap_or_else(|| crate::pool::selection::ip_key(ctx.client, &mut buf));
         if let Err(wait) = shared.rate.take(key, r) {
             shared.metrics.rate_limited.fetch_add(1, Relaxed);
             return too_many(session, wait).await;

@@ -56,19 +56,9 @@ pub fn hash_key<'a>(
         HashKey::Header(n) => req.headers.get(n).map(|v| v.as_bytes()),
         HashKey::Cookie(n) => cookie_value(req, n),
     };
-    if let Some(k) = found {
-        return k;
-    }
-    match ip {
-        Some(IpAddr::V4(v4)) => {
-            buf[..4].copy_from_slice(&v4.octets());
-            &buf[..4]
-        }
-        Some(IpAddr::V6(v6)) => {
-            *buf = v6.octets();
-            &buf[..]
-        }
-        None => b"",
+    match found {
+        Some(k) => k,
+        None => crate::pool::selection::ip_key(ip, buf),
     }
 }
 

@@ -49,16 +49,10 @@ impl TcpProxy {
     /// backend after a connect failure, up to `retries`.
     async fn connect(&self, pool: &Pool, ip: Option<IpAddr>) -> Option<(Lease, TcpStream)> {
         let mut buf = [0u8; 16];
-        let key: &[u8] = match (pool.cfg.algorithm, ip) {
-            (Algorithm::ConsistentHash, Some(IpAddr::V4(v4))) => {
-                buf[..4].copy_from_slice(&v4.octets());
-                &buf[..4]
-            }
-            (Algorithm::ConsistentHash, Some(IpAddr::V6(v6))) => {
-                buf = v6.octets();
-                &buf
-            }
-            _ => b"",
+        let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
+            crate::pool::selection::ip_key(ip, &mut buf)
+        } else {
+            b""
         };
         let mut tried = Tried::default();
         for _ in 0..=pool.cfg.retries {

@@ -250,3 +250,29 @@ pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration
     }
     None
 }
+
+/// Resident memory of process `pid`, in KB.
+pub fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `bulb -t -c FILE` on `yaml` written to `dir/name`: exit code and stderr.
+pub fn check_config(dir: &std::path::Path, name: &str, yaml: &str) -> (Option<i32>, String) {
+    let f = dir.join(name);
+    std::fs::write(&f, yaml).expect("write config");
+    let out = Command::new(bulb_bin())
+        .arg("-t")
+        .arg("-c")
+        .arg(&f)
+        .output()
+        .expect("run bulb -t");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
