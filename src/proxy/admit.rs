@@ -4,11 +4,11 @@
 
 use super::respond::refuse;
 use super::{body, checks, forward, Ctx};
-use crate::config::RateKey;
+use crate::config::{RateKey, RateSpec};
 use crate::state::Shared;
 use http::header;
 use pingora_error::Result;
-use pingora_http::ResponseHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,6 +26,32 @@ pub fn peer_ip(session: &Session) -> Option<IpAddr> {
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
+}
+
+/// The wait until `client` may send again, when it is over `r`'s rate.
+fn over_rate(
+    shared: &Shared,
+    r: &RateSpec,
+    req: &RequestHeader,
+    client: Option<IpAddr>,
+) -> Option<std::time::Duration> {
+    let mut buf = [0u8; 16];
+    let header = match &r.key {
+        RateKey::Header(n) => req.headers.get(n).map(|v| v.as_bytes()),
+        RateKey::ClientIp => None,
+    };
+    let key = header.unwrap_or_else(|| crate::pool::selection::ip_key(client, &mut buf));
+    shared.rate.take(key, r).err()
+}
+
+/// Answer `Expect: 100-continue`. Pingora would end keep-alive after an
+/// early 1xx, which is not a final response.
+async fn continue_100(session: &mut Session) -> Result<()> {
+    let down = session.as_downstream_mut();
+    down.set_close_on_response_before_downstream_finish(false);
+    let sent = down.write_continue_response().await;
+    down.set_close_on_response_before_downstream_finish(true);
+    sent
 }
 
 /// 429 with `Retry-After` (whole seconds, at least 1).
@@ -77,17 +103,13 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
     ctx.client = peer_ip(session).and_then(|p| {
         forward::real_client(p, forward::forwarded_for(req), &rt.config.trusted_proxies)
     });
-    if let Some(r) = &limits.rate {
-        let mut buf = [0u8; 16];
-        let header = match &r.key {
-            RateKey::Header(n) => req.headers.get(n).map(|v| v.as_bytes()),
-            RateKey::ClientIp => None,
-        };
-        let key = header.unwrap_or_else(|| crate::pool::selection::ip_key(ctx.client, &mut buf));
-        if let Err(wait) = shared.rate.take(key, r) {
-            shared.metrics.rate_limited.fetch_add(1, Relaxed);
-            return too_many(session, wait).await;
-        }
+    if let Some(wait) = limits
+        .rate
+        .as_ref()
+        .and_then(|r| over_rate(shared, r, req, ctx.client))
+    {
+        shared.metrics.rate_limited.fetch_add(1, Relaxed);
+        return too_many(session, wait).await;
     }
     let req = session.req_header();
     let route = rt.route(
@@ -104,12 +126,7 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         return Ok(false);
     }
     if plan.expect_continue {
-        // Pingora would end keep-alive after an early 1xx; it is not final.
-        let down = session.as_downstream_mut();
-        down.set_close_on_response_before_downstream_finish(false);
-        let sent = down.write_continue_response().await;
-        down.set_close_on_response_before_downstream_finish(true);
-        sent?;
+        continue_100(session).await?;
     }
     let (limit, timeout) = (limits.request_buffer_bytes, limits.client_body_timeout);
     match body::buffer(session, plan.content_length, limit, timeout).await {
