@@ -30,6 +30,9 @@ pub struct Shared {
     pub work: Arc<Work>,
     /// Per-client rate-limit buckets (kept across reloads).
     pub rate: crate::limit::RateLimiter,
+    /// Client connections open now, HTTP and TCP listeners together
+    /// (`limits.max_client_connections`).
+    pub open_connections: Arc<AtomicI64>,
 }
 
 impl Shared {
@@ -47,6 +50,7 @@ impl Shared {
             dns,
             work: Arc::new(Work::default()),
             rate: Default::default(),
+            open_connections: Arc::new(AtomicI64::new(0)),
         }
     }
 }

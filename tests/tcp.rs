@@ -421,3 +421,30 @@ fn config_errors_for_tcp_listeners() {
     }
     drop(a);
 }
+
+#[test]
+fn the_client_connection_cap_covers_tcp_listeners() {
+    let hold = TcpBackend::start("hold", TcpMode::Hold);
+    let conf =
+        tcp_conf(&[&hold], "", "").replace("admin:", "limits: {max_client_connections: 3}\nadmin:");
+    let bulb = Bulb::start(&conf);
+    std::thread::sleep(Duration::from_millis(300)); // the harness's probes close
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(bulb.addr).expect("connect"))
+        .collect();
+    assert!(wait_for(Duration::from_secs(3), || hold.accepted() >= 3).is_some());
+    let mut extra = TcpStream::connect(bulb.addr).expect("connect");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let t = Instant::now();
+    let mut buf = [0u8; 8];
+    assert!(matches!(extra.read(&mut buf), Ok(0) | Err(_)));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "over the cap but held open"
+    );
+    let m = bulb.admin_get("/metrics").body;
+    assert!(!m.contains("bulb_connections_refused_total 0"), "{m}");
+    drop(held);
+}

@@ -22,7 +22,7 @@ mod link;
 mod stream;
 
 pub use link::Link;
-pub use stream::ClientStream;
+pub use stream::{ClientStream, Counted};
 
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -30,9 +30,8 @@ use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Shutdown, Ssl, Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use stream::Counted;
 use tokio::io::AsyncWriteExt;
 
 /// The [`Link`] of the client connection under `session` (HTTP/1 only).
@@ -48,7 +47,6 @@ pub fn link(session: &ServerSession) -> Option<&Link> {
 pub struct Guarded<A> {
     inner: Arc<A>,
     shared: Arc<Shared>,
-    open: Arc<AtomicI64>,
 }
 
 impl<A> Guarded<A> {
@@ -57,7 +55,6 @@ impl<A> Guarded<A> {
         Guarded {
             inner: Arc::new(inner),
             shared,
-            open: Arc::new(AtomicI64::new(0)),
         }
     }
 }
@@ -77,8 +74,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             g.rearm();
             (g, limits.client_keepalive_timeout)
         } else {
-            let open = self.open.fetch_add(1, Relaxed) + 1;
-            let counted = Counted(self.open.clone());
+            let counted = Counted::new(&self.shared.open_connections);
+            let open = counted.open();
             if limits
                 .max_client_connections
                 .is_some_and(|max| open > max as i64)

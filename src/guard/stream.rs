@@ -19,9 +19,22 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Decrements the open-connection count when the connection goes away.
+/// One open client connection, counted until dropped.
 #[derive(Debug)]
-pub struct Counted(pub Arc<AtomicI64>);
+pub struct Counted(Arc<AtomicI64>);
+
+impl Counted {
+    /// Count one more connection on `open`.
+    pub fn new(open: &Arc<AtomicI64>) -> Self {
+        open.fetch_add(1, Relaxed);
+        Counted(open.clone())
+    }
+
+    /// Connections open now, this one included.
+    pub fn open(&self) -> i64 {
+        self.0.load(Relaxed)
+    }
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {

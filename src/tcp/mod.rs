@@ -175,6 +175,21 @@ impl ServerApp for TcpProxy {
     ) -> Option<Stream> {
         // A stop waits for open sessions (up to the graceful timeout).
         let _work = self.shared.work.begin();
+        let counted = crate::guard::Counted::new(&self.shared.open_connections);
+        let max = self
+            .shared
+            .runtime
+            .load()
+            .config
+            .limits
+            .max_client_connections;
+        if max.is_some_and(|m| counted.open() > m as i64) {
+            self.shared
+                .metrics
+                .connections_refused
+                .fetch_add(1, Relaxed);
+            return None; // closed at once
+        }
         let start = Instant::now();
         let client = match own(&stream) {
             Ok(s) => s,
