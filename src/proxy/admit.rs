@@ -94,6 +94,12 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         }
     };
     checks::normalise(session.req_header_mut(), &plan)?;
+    if session.is_upgrade_req() {
+        // After a protocol switch the connection carries the new protocol's
+        // bytes: none of them may be taken for a pipelined request (Pingora
+        // would otherwise hold early client bytes back as one).
+        session.as_downstream_mut().set_pipelining_enabled(false);
+    }
     if let Some(l) = crate::guard::link(session.as_downstream()) {
         let head = raw_head.as_ref().map_or(0, |h| h.len() as u64);
         l.set_request_len((!plan.chunked).then(|| head + plan.content_length.unwrap_or(0)));
