@@ -199,6 +199,22 @@ impl Pool {
             })
     }
 
+    /// A try on `lease`'s backend failed (`connect`: it could not be
+    /// reached): a slow sample for least_time (the time it took, at least
+    /// the connect timeout), and a failure for passive ejection.
+    pub fn report_failure(&self, lease: &Lease, connect: bool) {
+        let b = lease.backend();
+        let took = lease.elapsed().max(self.cfg.connect_timeout);
+        b.record_time(took, self.cfg.least_time.decay);
+        if b.record_failure(self.cfg.passive, connect) {
+            log::warn!(
+                "upstream {}: backend {} ejected after repeated failures",
+                self.cfg.name,
+                b.addr_str
+            );
+        }
+    }
+
     /// Rebuild the selectors from the members' weights in force (after the
     /// admin API changed one).
     pub fn reweigh(&self) {

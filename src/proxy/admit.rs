@@ -68,9 +68,6 @@ async fn too_many(session: &mut Session, wait: std::time::Duration) -> Result<bo
 pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let rt = shared.runtime.load();
     let limits = &rt.config.limits;
-    if let Some(l) = crate::guard::link(session.as_downstream()) {
-        l.head_read();
-    }
     let raw_head = session
         .as_downstream()
         .as_http1()
@@ -101,6 +98,7 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         session.as_downstream_mut().set_pipelining_enabled(false);
     }
     if let Some(l) = crate::guard::link(session.as_downstream()) {
+        l.head_read();
         let head = raw_head.as_ref().map_or(0, |h| h.len() as u64);
         l.set_request_len((!plan.chunked).then(|| head + plan.content_length.unwrap_or(0)));
     }

@@ -4,7 +4,6 @@
 //! response had begun) is not retried after it reached a backend.
 
 use crate::pool::{BackendState, Lease, Pool, Tried};
-use log::warn;
 use std::sync::Arc;
 
 /// What to do after an attempt failed.
@@ -117,18 +116,7 @@ impl Attempts {
 
     fn blame(&self, pool: &Pool, connect: bool) {
         if let Some(lease) = &self.current {
-            // A failure is a slow sample for least_time: the time it took,
-            // at least the connect timeout.
-            let took = lease.elapsed().max(pool.cfg.connect_timeout);
-            lease.backend().record_time(took, pool.cfg.least_time.decay);
-        }
-        if let Some(b) = self.current.as_ref().map(Lease::backend) {
-            if b.record_failure(pool.cfg.passive, connect) {
-                warn!(
-                    "upstream {}: backend {} ejected after repeated failures",
-                    pool.cfg.name, b.addr_str
-                );
-            }
+            pool.report_failure(lease, connect);
         }
     }
 

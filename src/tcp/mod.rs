@@ -74,18 +74,9 @@ impl TcpProxy {
                     return Some((lease, s));
                 }
                 Err(e) => {
-                    let b = lease.backend();
-                    b.record_time(lease.elapsed().max(pool.cfg.connect_timeout), decay);
-                    warn!(
-                        "upstream {}: cannot connect to {}: {e}",
-                        pool.cfg.name, b.addr_str
-                    );
-                    if b.record_failure(pool.cfg.passive, true) {
-                        warn!(
-                            "upstream {}: backend {} ejected after repeated failures",
-                            pool.cfg.name, b.addr_str
-                        );
-                    }
+                    let addr = &lease.backend().addr_str;
+                    warn!("upstream {}: cannot connect to {addr}: {e}", pool.cfg.name);
+                    pool.report_failure(&lease, true);
                 }
             }
         }
