@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: bulb vs nginx vs HAProxy vs the Pingora floor
 # (examples/pingora_floor.rs), one worker each, over three nginx static backends.
-# Usage: bench/run.sh [SECONDS_PER_RUN=6] [REPEATS=3] [IDLE_CONNS=5000]
+# Usage: bench/run.sh [SECONDS_PER_RUN=6] [REPEATS=3] [IDLE_CONNS=5000]   (then bench/h2.sh; H2=0 skips it)
 # BULB_BASE=/path/to/older/bulb adds that binary as system "base" (same config, port 8085),
 # for before/after comparisons in one run.
 # Loopback only. Prints req/s, p50/p99 latency and errors per system and workload
@@ -134,3 +134,9 @@ for l in open(sys.argv[2]):
     per = (int(after) - int(before)) / n if n else float('nan')
     print(f"{n:<24}{s:<9}{int(before)/1024:>10.1f}Mi{int(after)/1024:>10.1f}Mi{per:>8.1f}KB")
 PY
+
+# The HTTP/2 workload (TLS h2 clients → h2c backends): H2=0 skips it.
+if [ "${H2:-1}" = 1 ]; then
+  cleanup; trap - EXIT INT TERM
+  bash "$B/h2.sh" "$DUR" "$REPS"
+fi

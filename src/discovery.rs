@@ -43,6 +43,7 @@ impl DnsCache {
                 weight: s.weight,
                 backup: s.backup,
                 max_conns: s.max_conns,
+                name: s.ip.is_none().then(|| Arc::from(s.host.as_str())),
             }));
         }
         out
@@ -136,7 +137,7 @@ pub async fn refresh(pool: &Pool, discovery: &DnsDiscovery) {
         Ok((set, _)) => {
             let targets: Vec<Target> = set
                 .iter()
-                .filter_map(|b| b.ext.get::<Target>().copied())
+                .filter_map(|b| b.ext.get::<Target>().cloned())
                 .collect();
             pool.update(&targets);
         }

@@ -2,8 +2,8 @@
 //!
 //! A request goes [`guard`] (the client connection) → [`proxy`] (one module
 //! per phase) → [`runtime`] (routes) → [`pool`] (selection over backends kept
-//! current by [`discovery`] and [`health`]); a TCP connection goes [`tcp`] →
-//! [`pool`]. [`config`] turns the YAML file
+//! current by [`discovery`] and [`health`]) → [`peer`] (how the backend is
+//! spoken to); a TCP connection goes [`tcp`] → [`pool`]. [`config`] turns the YAML file
 //! into a validated model; [`state`] holds what all of them share and the
 //! work a stop drains; [`control`] reloads on SIGHUP and drains on stop, and
 //! [`handoff`] passes listening sockets to a successor when listeners change.
@@ -21,6 +21,7 @@ pub mod handoff;
 pub mod health;
 pub mod limit;
 pub mod metrics;
+pub mod peer;
 pub mod pool;
 pub mod proxy;
 pub mod runtime;

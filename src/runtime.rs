@@ -2,7 +2,7 @@
 //! [`Config`]. A reload builds a new [`Runtime`] and swaps it in; requests
 //! hold the one they started with until they finish.
 
-use crate::config::{Config, HostMatch, RouteSpec, TcpSpec};
+use crate::config::{Config, HostMatch, ListenerSpec, RouteSpec, TcpSpec};
 use crate::discovery::DnsCache;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
@@ -69,16 +69,21 @@ impl Runtime {
         self.pools.iter().find(|p| p.cfg.name == name)
     }
 
+    /// The listener a connection arrived on (`local`, its local address; a
+    /// listener on `0.0.0.0` or `::` matches by port).
+    pub fn listener(&self, local: SocketAddr) -> Option<&ListenerSpec> {
+        let ls = &self.config.listeners;
+        ls.iter().find(|l| l.address == local).or_else(|| {
+            ls.iter()
+                .find(|l| l.address.ip().is_unspecified() && l.address.port() == local.port())
+        })
+    }
+
     /// The TCP listener a connection arrived on (`local`, its local
     /// address; a listener on `0.0.0.0` or `::` matches by port), with the
     /// pool it forwards to.
     pub fn tcp_listener(&self, local: SocketAddr) -> Option<(&TcpSpec, &Arc<Pool>)> {
-        let l = self.config.listeners.iter().find(|l| {
-            l.tcp.is_some()
-                && (l.address == local
-                    || (l.address.ip().is_unspecified() && l.address.port() == local.port()))
-        })?;
-        let tcp = l.tcp.as_ref()?;
+        let tcp = self.listener(local)?.tcp.as_ref()?;
         Some((tcp, self.pool(&tcp.upstream)?))
     }
 

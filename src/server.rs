@@ -86,6 +86,9 @@ pub fn run(
     let mut app = pingora_proxy::http_proxy(&server.configuration, Proxy::new(shared.clone()));
     let mut opts = HttpServerOptions::default();
     opts.keepalive_request_limit = None;
+    // Pingora reads the h2c preface only on connections the guard hands it
+    // whole: those of listeners with `h2c: true` that sent it.
+    opts.h2c = true;
     app.server_options = Some(opts);
     let mut proxy = Service::new("bulb proxy".to_string(), Guarded::new(app, shared.clone()));
     let buffers = L4BufferSettings::new(config_read_buffer, DEFAULT_L4_WRITE_BUFFER_SIZE);

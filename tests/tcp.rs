@@ -24,6 +24,23 @@ fn tcp_conf(bs: &[&TcpBackend], listener_extra: &str, upstream_extra: &str) -> S
     )
 }
 
+/// Wait until no backend of upstream `db` has a session open (bulb's
+/// readiness check connects to the listener, which opens a session).
+fn settled(b: &Bulb) {
+    let idle = || {
+        let v: serde_json::Value =
+            serde_json::from_str(&b.admin_get("/status").body).unwrap_or_default();
+        v["upstreams"]["db"]["backends"]
+            .as_array()
+            .is_some_and(|bs| bs.iter().all(|be| be["in_flight"] == 0))
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), idle).is_some(),
+        "{}",
+        b.admin_get("/status").body
+    );
+}
+
 fn names(addr: SocketAddr, n: usize, from: Option<&str>) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for _ in 0..n {
@@ -101,6 +118,7 @@ fn round_robin_least_connections_and_client_ip_hash() {
 
     // Least connections: hold two sessions open; the next goes to the third.
     let lc = Bulb::start(&tcp_conf(&refs, "", "    algorithm: least_connections\n"));
+    settled(&lc);
     let (_s1, n1) = tcp_hello(lc.addr, None).expect("s1");
     let (_s2, n2) = tcp_hello(lc.addr, None).expect("s2");
     let (_s3, n3) = tcp_hello(lc.addr, None).expect("s3");
@@ -341,21 +359,25 @@ fn five_thousand_idle_sessions_leave_nothing_behind() {
     // Three rounds: memory the allocator keeps after a round is reused by
     // the next, but each worker thread warms its own heap, so the second may
     // still add some. The third must not: a leak of 3 KB per session would
-    // add 15 MB.
+    // add 15 MB per round.
     let mut after_round = Vec::new();
     for round in 0..3 {
         let rss0 = rss_kb(pid);
         let accepted = hold.accepted();
-        let clients: Vec<TcpStream> = (0..5000)
-            .map(|_| TcpStream::connect(bulb.addr).expect("connect"))
-            .collect();
-        assert!(
-            wait_for(Duration::from_secs(10), || hold.accepted()
-                >= accepted + 5000)
-            .is_some(),
-            "backend accepted {}",
-            hold.accepted() - accepted
-        );
+        // In batches of 500, so that no accept queue overflows on a
+        // loaded machine (a dropped SYN is retried only after a second).
+        let mut clients: Vec<TcpStream> = Vec::with_capacity(5000);
+        for batch in 1..=10 {
+            clients.extend((0..500).map(|_| TcpStream::connect(bulb.addr).expect("connect")));
+            assert!(
+                wait_for(Duration::from_secs(20), || hold.accepted()
+                    >= accepted + 500 * batch)
+                .is_some(),
+                "backend accepted {} of {}",
+                hold.accepted() - accepted,
+                500 * batch
+            );
+        }
         let (fd1, rss1) = (fds(pid), rss_kb(pid));
         let per_session = (rss1.saturating_sub(rss0)) as f64 / 5000.0;
         println!(
@@ -384,8 +406,10 @@ fn five_thousand_idle_sessions_leave_nothing_behind() {
         );
         after_round.push(rss_kb(pid));
     }
+    // Allocators return memory unevenly: compare with the larger of the
+    // first two rounds.
     assert!(
-        after_round[2] < after_round[1] + 15 * 1024,
+        after_round[2] < after_round[0].max(after_round[1]) + 15 * 1024,
         "RSS after each round of 5000 sessions: {after_round:?} KB"
     );
 }

@@ -61,7 +61,7 @@ impl Admin {
                 .collect();
             upstreams.insert(
                 p.cfg.name.clone(),
-                json!({ "algorithm": p.cfg.algorithm.name(), "backends": backends }),
+                json!({ "algorithm": p.cfg.algorithm.name(), "protocol": p.cfg.transport.protocol.name(), "tls": p.cfg.transport.tls.is_some(), "backends": backends }),
             );
         }
         json!({ "generation": rt.generation, "upstreams": upstreams })

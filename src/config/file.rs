@@ -47,6 +47,8 @@ pub struct ListenerFile {
     pub proxy_protocol: Option<String>,
     /// tcp only: close a session idle this long in both directions.
     pub idle_timeout: Option<String>,
+    /// http only: also accept cleartext HTTP/2 (prior knowledge).
+    pub h2c: Option<bool>,
 }
 
 /// Certificate and key for a TLS listener.
@@ -124,6 +126,28 @@ pub struct UpstreamFile {
     pub slow_start: Option<String>,
     /// Wait here when every usable backend is at `max_conns`.
     pub queue: Option<QueueFile>,
+    /// `http1` (default), `h2` (TLS, ALPN h2 then http/1.1) or `h2c`.
+    pub protocol: Option<String>,
+    /// TLS toward the backends.
+    pub tls: Option<UpstreamTlsFile>,
+    /// Concurrent streams on one HTTP/2 backend connection.
+    pub max_h2_streams: Option<usize>,
+}
+
+/// TLS toward an upstream's backends.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    /// Server name sent and verified (default: the backend's hostname).
+    pub sni: Option<String>,
+    /// Check the chain and the hostname (default true).
+    pub verify: Option<bool>,
+    /// Extra trusted roots, PEM.
+    pub ca: Option<String>,
+    /// Client certificate chain for mutual TLS, PEM.
+    pub cert: Option<String>,
+    /// Its private key, PEM.
+    pub key: Option<String>,
 }
 
 /// `least_time:` settings.
@@ -177,8 +201,10 @@ pub struct RateFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckFile {
-    /// `tcp` or `http`.
+    /// `tcp`, `http` or `grpc`.
     pub kind: String,
+    /// grpc only: the service name asked about (default: the whole server).
+    pub service: Option<String>,
     /// HTTP path.
     pub path: Option<String>,
     /// HTTP Host header.

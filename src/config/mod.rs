@@ -2,6 +2,7 @@
 //! (checking it, with positions from [`locate`]) and [`model`] (the result the
 //! runtime is built from).
 
+pub mod certs;
 pub mod file;
 pub mod locate;
 pub mod model;

@@ -98,6 +98,8 @@ pub struct ListenerSpec {
     pub tls: Option<TlsFiles>,
     /// A TCP (layer 4) listener: what it forwards to; `None` for HTTP.
     pub tcp: Option<TcpSpec>,
+    /// Cleartext HTTP/2 by prior knowledge is accepted beside HTTP/1.
+    pub h2c: bool,
 }
 
 impl ListenerSpec {
@@ -247,6 +249,11 @@ pub enum ProbeKind {
         /// Accepted statuses.
         expect_status: Vec<u16>,
     },
+    /// `grpc.health.v1.Health/Check`: SERVING is up.
+    Grpc {
+        /// The service asked about; empty: the server as a whole.
+        service: String,
+    },
 }
 
 /// Active health checking.
@@ -304,6 +311,71 @@ pub struct UpstreamSpec {
     pub slow_start: Option<Duration>,
     /// Where requests wait when every usable backend is full.
     pub queue: Option<QueueSpec>,
+    /// How bulb speaks to the backends.
+    pub transport: TransportSpec,
+}
+
+/// The protocol spoken to an upstream's backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, in clear or over TLS.
+    Http1,
+    /// HTTP/2 over TLS (ALPN `h2`, falling back to `http/1.1`).
+    H2,
+    /// Cleartext HTTP/2 by prior knowledge.
+    H2c,
+}
+
+impl UpstreamProtocol {
+    /// The name used in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http1 => "http1",
+            UpstreamProtocol::H2 => "h2",
+            UpstreamProtocol::H2c => "h2c",
+        }
+    }
+}
+
+/// The default `max_h2_streams`: concurrent streams per backend connection.
+pub const DEFAULT_MAX_H2_STREAMS: usize = 100;
+
+/// How bulb connects to an upstream's backends.
+#[derive(Debug, Clone)]
+pub struct TransportSpec {
+    /// Protocol.
+    pub protocol: UpstreamProtocol,
+    /// TLS toward the backends.
+    pub tls: Option<UpstreamTls>,
+    /// Concurrent streams on one HTTP/2 connection.
+    pub max_h2_streams: usize,
+}
+
+impl Default for TransportSpec {
+    fn default() -> Self {
+        TransportSpec {
+            protocol: UpstreamProtocol::Http1,
+            tls: None,
+            max_h2_streams: DEFAULT_MAX_H2_STREAMS,
+        }
+    }
+}
+
+/// TLS toward backends, its files loaded and checked.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// Server name sent and verified; `None`: each backend's hostname.
+    pub sni: Option<String>,
+    /// Chain and hostname are checked.
+    pub verify: bool,
+    /// Trusted roots (platform roots plus the `ca` file), when `ca` is set.
+    pub ca: Option<std::sync::Arc<pingora_core::protocols::tls::CaType>>,
+    /// Client certificate and key for mutual TLS.
+    pub client: Option<std::sync::Arc<pingora_core::utils::tls::CertKey>>,
+    /// Unique to this load of these settings: upstream connections made
+    /// under them are reused only by peers with the same key (Pingora's
+    /// reuse hash leaves the trusted roots out).
+    pub pool_key: u64,
 }
 
 /// The queue of an upstream whose backends have `max_conns`.

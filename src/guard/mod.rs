@@ -16,6 +16,9 @@
 //! the bytes it read past a request and parses them first next time; a
 //! connection that has done so skips the idle wait.
 //!
+//! HTTP/2 connections (ALPN `h2`, or the h2c preface on a listener with
+//! `h2c: true`) go to Pingora whole: it multiplexes their requests.
+//!
 //! The proxy reaches the stream of its request through [`link`].
 
 mod link;
@@ -28,7 +31,7 @@ use crate::state::Shared;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::protocols::http::ServerSession;
-use pingora_core::protocols::{Shutdown, Ssl, Stream, ALPN};
+use pingora_core::protocols::{GetSocketDigest, Shutdown, Ssl, Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -56,6 +59,17 @@ impl<A> Guarded<A> {
             inner: Arc::new(inner),
             shared,
         }
+    }
+}
+
+impl<A> Guarded<A> {
+    /// Whether `stream` arrived on a cleartext listener with `h2c: true`.
+    fn h2c_listener(&self, stream: &ClientStream) -> bool {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet().copied()));
+        let rt = self.shared.runtime.load();
+        local.is_some_and(|a| rt.listener(a).is_some_and(|l| l.h2c))
     }
 }
 
@@ -109,10 +123,23 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         // A new connection counts as in flight until its first request is
         // done: a stopping bulb must not close it before the request arrives.
         // An idle keep-alive connection is closed at once when stopping.
-        let _first = first.then(|| self.shared.work.begin());
+        let first_work = first.then(|| self.shared.work.begin());
         let stop = (!first).then_some(shutdown);
         if !guarded.pipelined && !guarded.wait_for_request(idle, stop).await {
             return None;
+        }
+        if first && self.h2c_listener(&guarded) {
+            match guarded.starts_h2c(limits.client_header_timeout).await {
+                None => return None,
+                Some(false) => {}
+                Some(true) => {
+                    // Each HTTP/2 request counts as work of its own; the
+                    // connection may stay open for long.
+                    drop(first_work);
+                    guarded.link.head_read();
+                    return ServerApp::process_new(&self.inner, guarded, shutdown).await;
+                }
+            }
         }
         // One HTTP/1 request per call. Pingora's own `process_new` keeps a
         // keep-alive connection inside its (large) per-connection future while

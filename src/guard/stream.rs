@@ -123,6 +123,26 @@ impl ClientStream {
         }
     }
 
+    /// Whether the client opened with the HTTP/2 connection preface (h2c by
+    /// prior knowledge), peeked, not consumed: `None` when it neither did
+    /// nor sent an HTTP/1 request within `within` (close it).
+    pub async fn starts_h2c(&mut self, within: Duration) -> Option<bool> {
+        const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let probe = async {
+            // Three bytes tell `PRI` from every HTTP/1 method; only then is
+            // the whole preface awaited (a short HTTP/1 request never is).
+            let mut three = [0u8; 3];
+            self.inner.try_peek(&mut three).await.ok()?;
+            if three != PREFACE[..3] {
+                return Some(false);
+            }
+            let mut all = [0u8; 24];
+            self.inner.try_peek(&mut all).await.ok()?;
+            Some(&all == PREFACE)
+        };
+        tokio::time::timeout(within, probe).await.ok().flatten()
+    }
+
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some(deadline) = self.deadline.filter(|_| !self.link.head_done()) else {
             return Poll::Pending;

@@ -124,6 +124,8 @@ pub struct BackendState {
     avg_at_us: AtomicU64,
     /// Samples taken since the backend became usable.
     avg_samples: AtomicU64,
+    /// The hostname this address was resolved from.
+    name: std::sync::RwLock<Option<Arc<str>>>,
 }
 
 /// What an operator said about a backend through the admin API.
@@ -231,7 +233,13 @@ impl BackendState {
             avg_secs: AtomicU64::new(0),
             avg_at_us: AtomicU64::new(0),
             avg_samples: AtomicU64::new(0),
+            name: std::sync::RwLock::new(target.name),
         }
+    }
+
+    /// The hostname this address was resolved from, if any.
+    pub fn name(&self) -> Option<Arc<str>> {
+        self.name.read().map_or(None, |n| n.clone())
     }
 
     /// Take weight and backup flag from `target` (a reload may change them).
@@ -239,6 +247,9 @@ impl BackendState {
         self.weight.store(target.weight, Relaxed);
         self.backup.store(target.backup, Relaxed);
         self.max_conns.store(target.max_conns.unwrap_or(0), Relaxed);
+        if let Ok(mut n) = self.name.write() {
+            n.clone_from(&target.name);
+        }
     }
 
     /// Requests (sessions) in flight at most, if capped.

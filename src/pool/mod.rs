@@ -25,7 +25,7 @@ pub struct Members {
 }
 
 /// One address a pool should have, with the role its config entry gives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Resolved address.
     pub addr: SocketAddr,
@@ -35,6 +35,8 @@ pub struct Target {
     pub backup: bool,
     /// `max_conns` from the config entry.
     pub max_conns: Option<u32>,
+    /// The hostname `addr` was resolved from (a TLS backend's default SNI).
+    pub name: Option<Arc<str>>,
 }
 
 impl Target {
@@ -45,6 +47,7 @@ impl Target {
             weight: 1,
             backup: false,
             max_conns: None,
+            name: None,
         }
     }
 }
@@ -146,7 +149,7 @@ impl Pool {
                     }
                     (*s).clone()
                 }
-                None => Arc::new(BackendState::new(*t, start)),
+                None => Arc::new(BackendState::new(t.clone(), start)),
             };
             state.set_release_signal(self.capacity.released.clone());
             all.push(state);
@@ -227,6 +230,7 @@ impl Pool {
                 weight: s.configured_weight(),
                 backup: s.backup(),
                 max_conns: s.max_conns(),
+                name: s.name(),
             })
             .collect();
         self.set_targets(&targets, Some(&old));

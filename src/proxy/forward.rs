@@ -56,6 +56,16 @@ fn hop_by_hop(headers: &http::HeaderMap, switching: bool) -> Vec<HeaderName> {
     drop
 }
 
+/// Whether the client said it accepts trailers (`TE: trailers`), as gRPC
+/// clients do.
+pub fn accepts_trailers(req: &RequestHeader) -> bool {
+    req.headers.get_all(header::TE).iter().any(|v| {
+        v.as_bytes()
+            .split(|&c| c == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+    })
+}
+
 /// The forwarding edits made to every request before it goes upstream:
 /// drop hop-by-hop headers (`Upgrade` stays for a protocol switch), append
 /// the peer to `X-Forwarded-For`, set `X-Real-IP` and `X-Forwarded-Proto`.

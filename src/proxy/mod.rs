@@ -16,7 +16,7 @@ pub mod log;
 pub mod respond;
 pub mod upstream;
 
-use crate::config::{Algorithm, TimeMetric};
+use crate::config::{Algorithm, TimeMetric, UpstreamProtocol};
 use crate::pool::queue::Busy;
 use crate::pool::Pool;
 use crate::state::{Shared, WorkGuard};
@@ -107,7 +107,7 @@ impl ProxyHttp for Proxy {
         };
         if let Some(b) = ctx.attempts.retry_same() {
             // A pooled connection had gone stale: same backend, new connection.
-            return Ok(Box::new(upstream::peer_for(b, &pool)));
+            return Ok(Box::new(crate::peer::peer_for(b, &pool.cfg)));
         }
         let mut buf = [0u8; 16];
         let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
@@ -133,7 +133,7 @@ impl ProxyHttp for Proxy {
             self.shared.metrics.retries.fetch_add(1, Relaxed);
         }
         let backend = ctx.attempts.start(lease);
-        Ok(Box::new(upstream::peer_for(backend, &pool)))
+        Ok(Box::new(crate::peer::peer_for(backend, &pool.cfg)))
     }
 
     async fn upstream_request_filter(
@@ -144,7 +144,17 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
         let peer = admit::peer_ip(session);
-        forward::edit_request_headers(req, peer, ctx.client, upgrade, is_tls(session))
+        forward::edit_request_headers(req, peer, ctx.client, upgrade, is_tls(session))?;
+        let h2 = ctx
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.cfg.transport.protocol != UpstreamProtocol::Http1);
+        if h2 && forward::accepts_trailers(session.req_header()) {
+            // gRPC needs `TE: trailers` end to end; it is the one TE value
+            // HTTP/2 allows, and it says nothing about this hop's framing.
+            req.insert_header(header::TE, "trailers")?;
+        }
+        Ok(())
     }
 
     async fn connected_to_upstream(

@@ -38,11 +38,15 @@ pub fn status_for(e: &Error) -> u16 {
     }
 }
 
-/// Whether `e` is the client going away (routine, not worth an error log).
+/// Whether `e` is the client going away (routine, not worth an error log):
+/// a closed or failed connection, or an HTTP/2 stream it reset.
 pub fn client_gone(e: &Error) -> bool {
     *e.esource() == ErrorSource::Downstream
         && matches!(
             e.etype(),
-            ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            ErrorType::ConnectionClosed
+                | ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::H2Error
         )
 }

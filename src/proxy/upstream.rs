@@ -1,22 +1,17 @@
 //! Upstream choice: the request's host for routing, the consistent-hash
-//! key, and the Pingora peer for a chosen backend.
+//! key, and the queue when every backend is full.
 
 use crate::config::HashKey;
 use crate::pool::queue::Rejected;
-use crate::pool::{BackendState, Lease, Pool, Tried};
+use crate::pool::{Lease, Pool, Tried};
 use crate::state::Shared;
 use http::header;
-use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::Result;
 use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
-
-/// How long an idle upstream connection stays in the keep-alive pool.
-const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The request's host: the URI authority (HTTP/2) or `Host` (HTTP/1, where
 /// an absolute-form target was already turned into `Host`).
@@ -60,17 +55,6 @@ pub fn hash_key<'a>(
         Some(k) => k,
         None => crate::pool::selection::ip_key(ip, buf),
     }
-}
-
-/// The Pingora peer for backend `b` of `pool`.
-pub fn peer_for(b: &BackendState, pool: &Pool) -> HttpPeer {
-    let cfg = &pool.cfg;
-    let mut peer = HttpPeer::new(b.addr, false, String::new());
-    peer.options.connection_timeout = Some(cfg.connect_timeout);
-    peer.options.read_timeout = Some(cfg.read_timeout);
-    peer.options.write_timeout = Some(cfg.write_timeout);
-    peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
-    peer
 }
 
 /// Every usable backend of `pool` is at `max_conns`: wait in its queue

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod grpc;
 pub mod load;
 pub mod process;
 pub mod recorder;

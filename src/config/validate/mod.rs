@@ -1,6 +1,8 @@
 //! File text → [`Config`]: deserialise, then check everything, collecting
 //! every problem with the line and column it stands at.
 
+mod transport;
+
 use super::file::*;
 use super::locate::{Locator, Pos};
 use super::model::*;
@@ -299,7 +301,23 @@ impl Validator {
                     "a tcp listener passes TLS through as bytes: remove `tls` (termination is for http listeners)",
                 );
             }
-            out.push(ListenerSpec { address, tls, tcp });
+            let h2c = l.h2c.unwrap_or(false);
+            if h2c && (tcp.is_some() || tls.is_some()) {
+                self.err(
+                    &format!("listeners[{i}].h2c"),
+                    if tcp.is_some() {
+                        "h2c applies only to http listeners"
+                    } else {
+                        "a TLS listener already offers HTTP/2 through ALPN: remove `h2c` (it is for cleartext listeners)"
+                    },
+                );
+            }
+            out.push(ListenerSpec {
+                address,
+                tls,
+                tcp,
+                h2c,
+            });
         }
         out
     }
@@ -388,7 +406,7 @@ impl Validator {
                         ),
                     )
                 }
-                Some(_) => {}
+                Some(u) => self.tcp_transport(&p, u),
             }
         }
     }
@@ -546,7 +564,8 @@ impl Validator {
                 ),
             }
         });
-        UpstreamSpec {
+        let transport = self.transport(&p, u, &backends);
+        let spec = UpstreamSpec {
             name: name.to_string(),
             algorithm,
             hash_key,
@@ -584,7 +603,10 @@ impl Validator {
                     Duration::from_secs(5),
                 ),
             }),
-        }
+            transport,
+        };
+        self.transport_and_health(&p, &spec);
+        spec
     }
 
     fn least_time(&mut self, p: &str, u: &UpstreamFile, algorithm: Algorithm) -> LeastTimeSpec {
@@ -739,8 +761,14 @@ impl Validator {
     }
 
     fn health(&mut self, p: &str, h: &HealthCheckFile) -> HealthCheckSpec {
+        if h.service.is_some() && h.kind != "grpc" {
+            self.err(
+                &format!("{p}.service"),
+                "`service` applies only to kind: grpc",
+            );
+        }
         let kind = match h.kind.as_str() {
-            "tcp" => {
+            "tcp" | "grpc" => {
                 for (k, given) in [
                     ("path", h.path.is_some()),
                     ("host", h.host.is_some()),
@@ -753,7 +781,13 @@ impl Validator {
                         );
                     }
                 }
-                ProbeKind::Tcp
+                if h.kind == "grpc" {
+                    ProbeKind::Grpc {
+                        service: h.service.clone().unwrap_or_default(),
+                    }
+                } else {
+                    ProbeKind::Tcp
+                }
             }
             "http" => {
                 let path = h.path.clone().unwrap_or_else(|| "/".into());
@@ -778,7 +812,7 @@ impl Validator {
             other => {
                 self.err(
                     &format!("{p}.kind"),
-                    format!("unknown health check kind `{other}`: use tcp or http"),
+                    format!("unknown health check kind `{other}`: use tcp, http or grpc"),
                 );
                 ProbeKind::Tcp
             }

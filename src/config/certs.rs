@@ -1,0 +1,115 @@
+//! PEM files for TLS toward backends, loaded into the types Pingora's
+//! peers take. Everything is checked here, at `-t` and reload time, so that
+//! no connection ever meets a file Pingora would panic on (it unwraps the
+//! parse of a certificate and of a client key).
+
+use pingora_core::protocols::tls::CaType;
+use pingora_core::utils::tls::{CertKey, WrappedX509};
+use pingora_rustls::{ClientConfig, PrivateKeyDer, RootCertStore};
+use std::sync::Arc;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Why a certificate or key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// The file cannot be opened or read.
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The file holds no PEM certificate.
+    #[error("`{0}` holds no PEM certificate")]
+    NoCertificate(String),
+    /// A certificate in the file does not parse.
+    #[error("`{0}` holds a certificate that does not parse")]
+    BadCertificate(String),
+    /// The file holds no PEM private key.
+    #[error("`{0}` holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
+    NoKey(String),
+    /// The key does not go with the certificate, or rustls refuses them.
+    #[error("client certificate `{cert}` and key `{key}` cannot be used together: {reason}")]
+    Mismatch {
+        /// Certificate file.
+        cert: String,
+        /// Key file.
+        key: String,
+        /// rustls' reason.
+        reason: String,
+    },
+}
+
+fn read(path: &str) -> Result<Vec<u8>, CertError> {
+    std::fs::read(path).map_err(|source| CertError::Read {
+        path: path.to_string(),
+        source,
+    })
+}
+
+/// The DER certificates of a PEM file (at least one), each checked to parse.
+fn certificates(path: &str) -> Result<Vec<Vec<u8>>, CertError> {
+    let pem = read(path)?;
+    let mut out = Vec::new();
+    for item in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let der = item.map_err(|_| CertError::BadCertificate(path.to_string()))?;
+        if X509Certificate::from_der(der.as_ref()).is_err() {
+            return Err(CertError::BadCertificate(path.to_string()));
+        }
+        out.push(der.as_ref().to_vec());
+    }
+    if out.is_empty() {
+        return Err(CertError::NoCertificate(path.to_string()));
+    }
+    Ok(out)
+}
+
+/// The roots a backend's certificate is checked against: the platform's
+/// (as for every TLS upstream) plus those in `path`.
+pub fn load_ca(path: &str) -> Result<Arc<CaType>, CertError> {
+    let mut roots: Vec<WrappedX509> = certificates(path)?
+        .into_iter()
+        .map(|der| WrappedX509::new(der, pingora_core::utils::tls::parse_x509))
+        .collect();
+    // Platform roots that x509-parser cannot read are left out rather than
+    // handed to Pingora, which would panic on them.
+    if let Ok(native) = pingora_rustls::load_native_certs() {
+        for der in native {
+            if X509Certificate::from_der(der.as_ref()).is_ok() {
+                roots.push(WrappedX509::new(
+                    der.as_ref().to_vec(),
+                    pingora_core::utils::tls::parse_x509,
+                ));
+            }
+        }
+    }
+    Ok(Arc::from(roots.into_boxed_slice()))
+}
+
+/// A client certificate chain and its key for mutual TLS, checked to go
+/// together.
+pub fn load_client(cert: &str, key: &str) -> Result<Arc<CertKey>, CertError> {
+    let chain = certificates(cert)?;
+    let pem = read(key)?;
+    let der = match rustls_pemfile::private_key(&mut pem.as_slice()) {
+        Ok(Some(k)) => k.secret_der().to_vec(),
+        _ => return Err(CertError::NoKey(key.to_string())),
+    };
+    // Pingora turns the key back with `try_into().unwrap()`: make sure it can.
+    let parsed = PrivateKeyDer::try_from(der.clone()).map_err(|_| CertError::NoKey(key.into()))?;
+    pingora_rustls::install_default_crypto_provider();
+    let certs = chain
+        .iter()
+        .map(|c| pingora_rustls::CertificateDer::from(c.clone()))
+        .collect();
+    ClientConfig::builder()
+        .with_root_certificates(RootCertStore::empty())
+        .with_client_auth_cert(certs, parsed)
+        .map_err(|e| CertError::Mismatch {
+            cert: cert.to_string(),
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(Arc::new(CertKey::new(chain, der)))
+}
