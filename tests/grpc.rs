@@ -289,41 +289,54 @@ fn grpc_health_check_not_serving_gets_no_calls() {
     assert!(got.iter().any(|n| n == "b"), "{got:?}");
 }
 
-/// The backend connections (client addresses the backend saw) after 30
-/// sequential calls, a stream and 20 concurrent calls from each of three
-/// clients, with `max_h2_streams: streams`.
-fn backend_connections(streams: u32) -> usize {
+/// The backend connections (client addresses the backend saw) with
+/// `max_h2_streams: streams`: after 30 sequential calls and a stream, and
+/// after three rounds, from three client connections in turn, of 20
+/// concurrent calls.
+fn backend_connections(streams: u32) -> (usize, usize) {
     let a = GrpcPeer::h2c("a");
     let bulb = Bulb::start(&format!(
         "listeners:\n  - address: \"{{LISTEN}}\"\n    h2c: true\naccess_log: off\n\
          upstreams:\n  grpc:\n    protocol: h2c\n    max_h2_streams: {streams}\n    backends: [{{address: \"{}\"}}]\n",
         a.addr
     ));
-    let mut ops: Vec<Value> = (0..30)
-        .map(|i| json!({"kind": "unary", "method": "Unary", "msgs": [i.to_string()]}))
-        .collect();
-    ops.push(json!({"kind": "bidi", "method": "Bidi", "msgs": ["p", "q"]}));
-    ops.push(json!({"kind": "parallel", "method": "Slow", "n": 20}));
-    ops.push(json!({"kind": "unary", "method": "Peers", "msgs": [""]}));
-    let mut peers = Vec::new();
-    for _ in 0..3 {
+    let peers = |ops: &mut Vec<Value>| {
+        ops.push(json!({"kind": "unary", "method": "Peers", "msgs": [""]}));
         let rs = grpc_calls(bulb.addr, &Value::Array(ops.clone()), Channel::Clear(None));
         assert!(codes(&rs).iter().all(|c| *c == "OK"), "{rs:?}");
-        peers = serde_json::from_str::<Vec<String>>(&responses(rs.last().unwrap())[0]).unwrap();
+        serde_json::from_str::<Vec<String>>(&responses(rs.last().unwrap())[0])
+            .unwrap()
+            .len()
+    };
+    let mut sequential: Vec<Value> = (0..30)
+        .map(|i| json!({"kind": "unary", "method": "Unary", "msgs": [i.to_string()]}))
+        .collect();
+    sequential.push(json!({"kind": "bidi", "method": "Bidi", "msgs": ["p", "q"]}));
+    let after_sequential = peers(&mut sequential);
+    let mut total = 0;
+    for _ in 0..3 {
+        total = peers(&mut vec![
+            json!({"kind": "parallel", "method": "Slow", "n": 20}),
+        ]);
     }
-    peers.len()
+    println!("max_h2_streams {streams}: {after_sequential} connections after sequential calls, {total} after concurrent ones");
+    (after_sequential, total)
 }
 
 #[test]
 fn h2_backend_connections_are_reused() {
-    // 165 calls, 20 at a time, from 3 client connections; bulb has 2
-    // worker threads: a connection or two carry them all.
-    let many = backend_connections(100);
-    assert!((1..=2).contains(&many), "backend connections: {many}");
-    // One stream per connection: the 20 concurrent calls need ~20.
-    let one = backend_connections(1);
+    // Sequential calls share one connection (two if a call starts before
+    // the previous one's stream is released). Concurrent calls multiplex:
+    // Pingora may open a few extra connections in a burst (a connection is
+    // out of its pool while a stream is being opened on it), far fewer than
+    // one per call.
+    let (seq, many) = backend_connections(100);
+    assert!((1..=2).contains(&seq), "after sequential calls: {seq}");
+    assert!(many <= 12, "after 3 × 20 concurrent calls: {many}");
+    // One stream per connection: 20 concurrent calls need ~20.
+    let (_, one) = backend_connections(1);
     assert!(
-        one >= 10,
+        one >= 15,
         "backend connections with max_h2_streams 1: {one}"
     );
 }
