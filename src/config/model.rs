@@ -451,7 +451,9 @@ pub struct LimitsSpec {
     /// Idle keep-alive timeout for client connections.
     pub client_keepalive_timeout: Duration,
     /// Per-connection read buffer for client connections (Pingora's L4
-    /// buffer; its default of 64 KiB costs that much per idle client).
+    /// buffer; its default of 64 KiB costs that much per idle client). 0,
+    /// the default: none; the guard reads each request's start itself
+    /// into a buffer that lives only until Pingora has taken it.
     pub client_read_buffer_bytes: usize,
     /// Longest time from a request's first byte to the end of its head.
     pub client_header_timeout: Duration,
@@ -471,7 +473,7 @@ impl Default for LimitsSpec {
         LimitsSpec {
             max_header_bytes: 16 * 1024,
             client_keepalive_timeout: Duration::from_secs(60),
-            client_read_buffer_bytes: 4 * 1024,
+            client_read_buffer_bytes: 0,
             client_header_timeout: Duration::from_secs(10),
             max_client_connections: None,
             request_buffer_bytes: 64 * 1024,

@@ -64,8 +64,17 @@ pub struct ClientStream {
     /// Pingora may hold bytes of the next request already: do not wait on
     /// the socket before handing the connection back to it.
     pub(super) pipelined: bool,
+    /// Bytes read from the socket while waiting for a request, not yet
+    /// handed to Pingora (from `ahead_pos`). Empty, without an allocation,
+    /// between requests: an idle connection holds no read buffer.
+    ahead: Vec<u8>,
+    ahead_pos: usize,
     _counted: Counted,
 }
+
+/// How much one read for the start of a request takes (Pingora's first
+/// read of a request head takes the same).
+const AHEAD_BYTES: usize = 4096;
 
 impl ClientStream {
     /// Wrap a new client connection.
@@ -79,6 +88,8 @@ impl ClientStream {
             link: Link::default(),
             carry: None,
             pipelined: false,
+            ahead: Vec::new(),
+            ahead_pos: 0,
             _counted: counted,
         }
     }
@@ -97,6 +108,45 @@ impl ClientStream {
         self.link.request_len().is_none_or(|n| self.delivered > n)
     }
 
+    /// Bytes read ahead and not yet handed to Pingora.
+    fn ahead(&self) -> &[u8] {
+        &self.ahead[self.ahead_pos..]
+    }
+
+    /// Read from the socket until at least `min` bytes are ahead: false on
+    /// end of stream or an error. One read usually brings a whole request
+    /// head (this replaces a buffered reader under the stream, which would
+    /// hold its buffer for as long as the connection is open).
+    async fn fill_ahead(&mut self, min: usize) -> bool {
+        while self.ahead().len() < min {
+            if self.ahead_pos > 0 {
+                self.ahead.drain(..self.ahead_pos);
+                self.ahead_pos = 0;
+            }
+            let inner = &mut self.inner;
+            let ahead = &mut self.ahead;
+            // The read lands on the stack of this poll, not in the future:
+            // a connection waiting here holds no buffer at all.
+            let n = std::future::poll_fn(|cx| {
+                let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); AHEAD_BYTES];
+                let mut rb = ReadBuf::uninit(&mut stack);
+                match Pin::new(&mut *inner).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => {
+                        ahead.extend_from_slice(rb.filled());
+                        Poll::Ready(Ok(rb.filled().len()))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            if !matches!(n, Ok(1..)) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Wait, cheaply, until the client sends something: Pingora's per-
     /// connection task is large (tens of KB), so an idle connection should
     /// not be inside it. False when the client went away, stayed silent for
@@ -106,39 +156,40 @@ impl ClientStream {
         idle: Duration,
         stop: Option<&pingora_core::server::ShutdownWatch>,
     ) -> bool {
-        let mut byte = [0u8; 1];
-        let peek = tokio::time::timeout(idle, self.inner.try_peek(&mut byte));
-        // Ok(Ok(true)): data is waiting (and was put back); Ok(Ok(false)):
-        // this stream cannot peek (TLS), let Pingora read it.
         let Some(shutdown) = stop else {
-            return matches!(peek.await, Ok(Ok(_)));
+            return matches!(
+                tokio::time::timeout(idle, self.fill_ahead(1)).await,
+                Ok(true)
+            );
         };
         let mut sd = shutdown.clone();
         if *sd.borrow() {
             return false;
         }
         tokio::select! {
-            r = peek => matches!(r, Ok(Ok(_))),
+            r = tokio::time::timeout(idle, self.fill_ahead(1)) => matches!(r, Ok(true)),
             _ = sd.changed() => false,
         }
     }
 
     /// Whether the client opened with the HTTP/2 connection preface (h2c by
-    /// prior knowledge), peeked, not consumed: `None` when it neither did
-    /// nor sent an HTTP/1 request within `within` (close it).
+    /// prior knowledge), read ahead, not consumed: `None` when it neither
+    /// did nor sent an HTTP/1 request within `within` (close it).
     pub async fn starts_h2c(&mut self, within: Duration) -> Option<bool> {
         const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         let probe = async {
             // Three bytes tell `PRI` from every HTTP/1 method; only then is
             // the whole preface awaited (a short HTTP/1 request never is).
-            let mut three = [0u8; 3];
-            self.inner.try_peek(&mut three).await.ok()?;
-            if three != PREFACE[..3] {
+            if !self.fill_ahead(3).await {
+                return None;
+            }
+            if self.ahead()[..3] != PREFACE[..3] {
                 return Some(false);
             }
-            let mut all = [0u8; 24];
-            self.inner.try_peek(&mut all).await.ok()?;
-            Some(&all == PREFACE)
+            if !self.fill_ahead(PREFACE.len()).await {
+                return None;
+            }
+            Some(&self.ahead()[..PREFACE.len()] == PREFACE)
         };
         tokio::time::timeout(within, probe).await.ok().flatten()
     }
@@ -170,7 +221,16 @@ impl AsyncRead for ClientStream {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let cap = this.link.read_cap();
-        let n = if cap < buf.remaining() {
+        let n = if !this.ahead().is_empty() {
+            let n = this.ahead().len().min(cap).min(buf.remaining());
+            buf.put_slice(&this.ahead()[..n]);
+            this.ahead_pos += n;
+            if this.ahead_pos == this.ahead.len() {
+                this.ahead = Vec::new();
+                this.ahead_pos = 0;
+            }
+            n
+        } else if cap < buf.remaining() {
             // Buffering a chunked body: never read more than the retry
             // buffer can still hold (see proxy::body).
             let mut limited = buf.take(cap);
@@ -286,6 +346,10 @@ impl GetSocketDigest for ClientStream {
 #[async_trait]
 impl Peek for ClientStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        if !self.fill_ahead(buf.len()).await {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.copy_from_slice(&self.ahead()[..buf.len()]);
+        Ok(true)
     }
 }

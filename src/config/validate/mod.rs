@@ -852,13 +852,17 @@ impl Validator {
                 out.max_header_bytes = n.max(1024);
             }
             if let Some(n) = l.client_read_buffer_bytes {
-                if !(1024..=1024 * 1024).contains(&n) {
+                if n != 0 && !(1024..=1024 * 1024).contains(&n) {
                     self.err(
                         "limits.client_read_buffer_bytes",
-                        "client_read_buffer_bytes must be 1024 to 1048576",
+                        "client_read_buffer_bytes must be 0 (unbuffered) or 1024 to 1048576",
                     );
                 }
-                out.client_read_buffer_bytes = n.clamp(1024, 1024 * 1024);
+                out.client_read_buffer_bytes = if n == 0 {
+                    0
+                } else {
+                    n.clamp(1024, 1024 * 1024)
+                };
             }
             out.client_header_timeout = self.duration(
                 "limits.client_header_timeout",
