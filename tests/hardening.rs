@@ -333,3 +333,42 @@ fn idle_keepalive_connections_are_closed_after_the_timeout_and_on_stop() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     drop(idle);
 }
+
+/// An idle keep-alive client holds little: no read buffer and no TLS
+/// handshake state (see vendor/pingora-core/PATCH.md). Measured ~4 KB per
+/// client here (12 KB without the patch; a 4 KB read buffer per connection
+/// would make it ~8).
+#[test]
+fn idle_keepalive_clients_cost_a_few_kilobytes() {
+    let a = Backend::start("a", Mode::Ok);
+    let bulb = Bulb::start(&Conf::web(&[&a]).yaml());
+    let pid = bulb.child.id();
+    let open = |n: usize| -> Vec<TcpStream> {
+        (0..n)
+            .map(|_| {
+                let mut s = TcpStream::connect(bulb.addr).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .expect("send");
+                let mut got = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !got.ends_with(b"a") {
+                    let n = s.read(&mut buf).expect("answer");
+                    assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+                    got.extend_from_slice(&buf[..n]);
+                }
+                s
+            })
+            .collect()
+    };
+    // Warm up the allocator and the runtime with a first round.
+    drop(open(500));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kb(pid);
+    let clients = open(2000);
+    std::thread::sleep(Duration::from_millis(300));
+    let per = rss_kb(pid).saturating_sub(before) as f64 / clients.len() as f64;
+    println!("{per:.1} KB per idle keep-alive client");
+    assert!(per < 7.0, "{per:.1} KB per idle keep-alive client");
+}
