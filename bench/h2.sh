@@ -29,6 +29,8 @@ cat "$W/cert.pem" "$W/key.pem" > "$W/haproxy.pem"
 pids=()
 cleanup() {
   kill -INT "${pids[@]}" 2>/dev/null || true
+  # nghttpd ignores SIGINT.
+  sleep 0.5; kill -TERM "${pids[@]}" 2>/dev/null || true
   [ -f "$W/haproxy.pid" ] && kill "$(cat "$W/haproxy.pid")" 2>/dev/null || true
   [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -45,7 +47,10 @@ error_log $W/nginx.err warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream h2c { server 127.0.0.1:9201; server 127.0.0.1:9202; server 127.0.0.1:9203; keepalive 32; }
+  # nginx closes an HTTP/2 connection after 1000 requests by default (GOAWAY;
+  # h2load does not reconnect, and in-flight streams fail).
+  keepalive_requests 1000000;
+  upstream h2c { server 127.0.0.1:9201; server 127.0.0.1:9202; server 127.0.0.1:9203; keepalive 32; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:8281 ssl http2;
     ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem;

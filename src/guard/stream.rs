@@ -148,7 +148,7 @@ impl ClientStream {
     }
 
     /// Wait, cheaply, until the client sends something: Pingora's per-
-    /// connection task is large (tens of KB), so an idle connection should
+    /// connection future is large (tens of KB), so an idle connection should
     /// not be inside it. False when the client went away, stayed silent for
     /// `idle`, or `stop` fired: the connection is closed.
     pub async fn wait_for_request(
