@@ -326,13 +326,14 @@ fn backend_connections(streams: u32) -> (usize, usize) {
 #[test]
 fn h2_backend_connections_are_reused() {
     // Sequential calls share one connection (two if a call starts before
-    // the previous one's stream is released). Concurrent calls multiplex:
-    // Pingora may open a few extra connections in a burst (a connection is
-    // out of its pool while a stream is being opened on it), far fewer than
-    // one per call.
+    // the previous one's stream is released). Concurrent calls multiplex
+    // on it: 1 measured (with Pingora 0.9.1 unpatched, 2–13: a connection
+    // was out of its pool while a stream was being opened on it; see
+    // vendor/pingora-core/PATCH.md); a second worker thread may open one
+    // more in a race.
     let (seq, many) = backend_connections(100);
     assert!((1..=2).contains(&seq), "after sequential calls: {seq}");
-    assert!(many <= 12, "after 3 × 20 concurrent calls: {many}");
+    assert!(many <= 4, "after 3 × 20 concurrent calls: {many}");
     // One stream per connection: 20 concurrent calls need ~20.
     let (_, one) = backend_connections(1);
     assert!(

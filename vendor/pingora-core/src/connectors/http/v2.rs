@@ -437,11 +437,24 @@ impl Connector {
                     return Ok(None);
                 }
             }
-            let h2_stream = conn.spawn_stream().await?;
-            if conn.more_streams_allowed() {
-                self.in_use_pool.insert(reuse_hash, conn);
+            // bulb patch (see vendor/pingora-core/PATCH.md): a connection with
+            // room for more than this stream goes back to the in-use pool before
+            // the stream is opened, so that concurrent callers find it instead of
+            // each opening a connection of their own (`spawn_stream` reserves its
+            // slot atomically: a caller that finds it full gets `None`). It is
+            // taken out again if this stream fails or fills it.
+            let early = conn.free_stream_slots() > 1;
+            if early {
+                self.in_use_pool.insert(reuse_hash, conn.clone());
             }
-            Ok(h2_stream)
+            let h2_stream = conn.spawn_stream().await;
+            let opened = matches!(h2_stream, Ok(Some(_)));
+            if opened && conn.more_streams_allowed() {
+                self.in_use_pool.insert(reuse_hash, conn);
+            } else if early {
+                self.in_use_pool.release(reuse_hash, conn.id());
+            }
+            h2_stream
         } else {
             Ok(None)
         }
