@@ -41,10 +41,13 @@ fn settled(b: &Bulb) {
     );
 }
 
+/// Which backend answered each of `n` sessions; a session that failed (a
+/// backend going down while a test waits for its ejection) counts under
+/// `"!failed"`.
 fn names(addr: SocketAddr, n: usize, from: Option<&str>) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for _ in 0..n {
-        let (_s, name) = tcp_hello(addr, from).expect("session");
+        let name = tcp_hello(addr, from).map_or_else(|_| "!failed".to_string(), |(_s, name)| name);
         *m.entry(name).or_default() += 1;
     }
     m
@@ -129,14 +132,11 @@ fn round_robin_least_connections_and_client_ip_hash() {
     // Consistent hash on the client address: one address, one backend.
     let hash = Bulb::start(&tcp_conf(&refs, "", "    algorithm: consistent_hash\n"));
     let mut chosen = HashMap::new();
-    for ip in [
-        "127.0.0.2",
-        "127.0.0.3",
-        "127.0.0.4",
-        "127.0.0.5",
-        "127.0.0.6",
-    ] {
-        let m = names(hash.addr, 4, Some(ip));
+    // Twelve addresses: the ring depends on the backends' (ephemeral)
+    // ports, and five all landed on one backend about once in 60 runs.
+    for i in 2..14 {
+        let ip = format!("127.0.0.{i}");
+        let m = names(hash.addr, 4, Some(&ip));
         assert_eq!(m.len(), 1, "{ip} went to {m:?}");
         chosen.insert(ip, m.into_keys().next().unwrap_or_default());
     }
