@@ -66,10 +66,14 @@ impl<A> Guarded<A> {
 impl<A> Guarded<A> {
     /// Whether `stream` arrived on a cleartext listener with `h2c: true`.
     fn h2c_listener(&self, stream: &ClientStream) -> bool {
+        let rt = self.shared.runtime.load();
+        // Most configs have no h2c listener: skip the `getsockname`.
+        if !rt.config.listeners.iter().any(|l| l.h2c) {
+            return false;
+        }
         let local = stream
             .get_socket_digest()
             .and_then(|d| d.local_addr().and_then(|a| a.as_inet().copied()));
-        let rt = self.shared.runtime.load();
         local.is_some_and(|a| rt.listener(a).is_some_and(|l| l.h2c))
     }
 }

@@ -86,6 +86,12 @@ fn is_tls(session: &Session) -> bool {
 impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
+    /// No downstream modules. Pingora's default adds a disabled response
+    /// compression module, which still builds a context and inspects every
+    /// request and response (three allocations per request); bulb does not
+    /// compress.
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
+
     fn new_ctx(&self) -> Ctx {
         Ctx {
             _work: self.shared.work.begin(),
