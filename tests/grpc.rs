@@ -3,6 +3,7 @@
 //! gRPC health checks and HTTP/2 connection reuse.
 
 mod common;
+use common::certs::Ca;
 use common::grpc::*;
 use common::*;
 use serde_json::{json, Value};
@@ -71,15 +72,25 @@ fn assert_every_kind(rs: &[Value], names: &[&str]) {
     assert_eq!(rs[4]["details"].as_str(), Some("bad thing: oops"), "{rs:?}");
 }
 
+/// An h2c listener (and admin) in front of upstream `grpc`, spoken to in
+/// h2c, over `peers`; `extra`: more upstream keys, each line indented by 4.
+fn h2c_conf(peers: &[&GrpcPeer], extra: &str) -> String {
+    let backends: Vec<String> = peers
+        .iter()
+        .map(|p| format!("{{address: \"{}\"}}", p.addr))
+        .collect();
+    format!(
+        "listeners:\n  - address: \"{{LISTEN}}\"\n    h2c: true\nadmin:\n  address: \"{{ADMIN}}\"\naccess_log: off\n\
+         upstreams:\n  grpc:\n    protocol: h2c\n{extra}    backends: [{}]\n",
+        backends.join(", ")
+    )
+}
+
 #[test]
 fn grpc_over_h2c_every_call_kind() {
     let a = GrpcPeer::h2c("a");
     let b = GrpcPeer::h2c("b");
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\n    h2c: true\naccess_log: off\n\
-         upstreams:\n  grpc:\n    protocol: h2c\n    backends: [{{address: \"{}\"}}, {{address: \"{}\"}}]\n",
-        a.addr, b.addr
-    ));
+    let bulb = Bulb::start(&h2c_conf(&[&a, &b], ""));
     let rs = grpc_calls(bulb.addr, &every_kind(), Channel::Clear(None));
     assert_every_kind(&rs, &["a", "b"]);
     // Round robin per call, over the client's one connection.
@@ -248,10 +259,9 @@ fn certificate_failures_are_502_and_passive_failures() {
 fn grpc_health_check_not_serving_gets_no_calls() {
     let a = GrpcPeer::h2c("a");
     let mut b = GrpcPeer::h2c("b");
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\n    h2c: true\nadmin:\n  address: \"{{ADMIN}}\"\naccess_log: off\n\
-         upstreams:\n  grpc:\n    protocol: h2c\n    health_check: {{kind: grpc, service: test.Echo, interval: 200ms, healthy_after: 1, unhealthy_after: 1}}\n    backends: [{{address: \"{}\"}}, {{address: \"{}\"}}]\n",
-        a.addr, b.addr
+    let bulb = Bulb::start(&h2c_conf(
+        &[&a, &b],
+        "    health_check: {kind: grpc, service: test.Echo, interval: 200ms, healthy_after: 1, unhealthy_after: 1}\n",
     ));
     let six: Value = (0..6)
         .map(|i| json!({"kind": "unary", "method": "Unary", "msgs": [i.to_string()]}))
@@ -295,10 +305,9 @@ fn grpc_health_check_not_serving_gets_no_calls() {
 /// concurrent calls.
 fn backend_connections(streams: u32) -> (usize, usize) {
     let a = GrpcPeer::h2c("a");
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\n    h2c: true\naccess_log: off\n\
-         upstreams:\n  grpc:\n    protocol: h2c\n    max_h2_streams: {streams}\n    backends: [{{address: \"{}\"}}]\n",
-        a.addr
+    let bulb = Bulb::start(&h2c_conf(
+        &[&a],
+        &format!("    max_h2_streams: {streams}\n"),
     ));
     let peers = |ops: &mut Vec<Value>| {
         ops.push(json!({"kind": "unary", "method": "Peers", "msgs": [""]}));
@@ -346,11 +355,7 @@ fn h2_backend_connections_are_reused() {
 fn backend_dying_mid_stream_ends_the_call() {
     let a = GrpcPeer::h2c("a");
     let b = GrpcPeer::h2c("b");
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\n    h2c: true\naccess_log: off\n\
-         upstreams:\n  grpc:\n    protocol: h2c\n    retries: 2\n    backends: [{{address: \"{}\"}}, {{address: \"{}\"}}]\n",
-        a.addr, b.addr
-    ));
+    let bulb = Bulb::start(&h2c_conf(&[&a, &b], "    retries: 2\n"));
     let rs = grpc_calls(
         bulb.addr,
         &json!([{"kind": "server", "method": "Die", "msgs": [""], "timeout": 20}]),

@@ -1,37 +1,9 @@
 //! TLS termination with HTTP/2 offered by ALPN (rustls), driven by curl.
 
 mod common;
+use common::certs::self_signed;
 use common::*;
 use std::process::Command;
-
-fn self_signed(dir: &std::path::Path) -> (String, String) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl (the CI script installs it)");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    (cert.display().to_string(), key.display().to_string())
-}
 
 #[test]
 fn tls_listener_speaks_h2_and_http11() {
