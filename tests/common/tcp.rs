@@ -28,6 +28,8 @@ pub struct TcpBackend {
     pub name: String,
     accepted: Arc<AtomicU64>,
     stopped: Arc<AtomicBool>,
+    /// Set once the listening socket is closed.
+    closed: Arc<AtomicBool>,
     held: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -50,9 +52,11 @@ impl TcpBackend {
             name: name.to_string(),
             accepted: Arc::new(AtomicU64::new(0)),
             stopped: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(AtomicBool::new(false)),
             held: Arc::new(Mutex::new(Vec::new())),
         };
         let (accepted, stopped, held) = (b.accepted.clone(), b.stopped.clone(), b.held.clone());
+        let closed = b.closed.clone();
         let name = name.to_string();
         thread::spawn(move || {
             for conn in listener.incoming() {
@@ -74,6 +78,8 @@ impl TcpBackend {
                     }
                 }
             }
+            drop(listener);
+            closed.store(true, Ordering::SeqCst);
         });
         b
     }
@@ -84,9 +90,17 @@ impl TcpBackend {
     }
 
     /// Stop listening and close every open connection.
+    /// Returns once the address refuses connections: a connect that the
+    /// closing listener's queue took would otherwise be reset, not refused.
     pub fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            // Wake the accept loop so that it sees `stopped`.
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        }
+        let t = std::time::Instant::now();
+        while !self.closed.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_millis(5));
+        }
         self.release();
     }
 
