@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: bulb vs nginx vs HAProxy vs the Pingora floor
-# (examples/pingora_floor.rs), one worker each, over three nginx static backends.
+# (examples/pingora_floor.rs) and the tokio floor (examples/tokio_floor.rs: a
+# hand-written proxy on tokio alone), one worker each, over three nginx static backends.
 # Usage: bench/run.sh [SECONDS_PER_RUN=6] [REPEATS=3] [IDLE_CONNS=5000]   (then bench/h2.sh; H2=0 skips it)
 # BULB_BASE=/path/to/older/bulb adds that binary as system "base" (same config, port 8085),
 # for before/after comparisons in one run.
@@ -17,13 +18,15 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 head -c 16384 /dev/zero | tr '\0' 'x' > /tmp/bench-www/16k.txt
 # BULB_FEATURES=mimalloc bench/run.sh   measures the mimalloc build.
-cargo build --release --locked --bin bulb --example pingora_floor ${BULB_FEATURES:+--features "$BULB_FEATURES"} 2>&1 | tail -1
+cargo build --release --locked --bin bulb --example pingora_floor --example tokio_floor ${BULB_FEATURES:+--features "$BULB_FEATURES"} 2>&1 | tail -1
 ulimit -n 65536 || true
 
 pids=()
 cleanup() {
   # SIGINT: fast stop (the Pingora floor would otherwise wait out Pingora's 300 s grace period).
   kill -INT "${pids[@]}" 2>/dev/null || true
+  # The tokio floor has no signal handler, and a script's background job ignores SIGINT.
+  [ -n "${TOKIO:-}" ] && kill -TERM "$TOKIO" 2>/dev/null || true
   [ -f /tmp/bench-haproxy.pid ] && kill "$(cat /tmp/bench-haproxy.pid)" 2>/dev/null || true
   wait 2>/dev/null || true
 }
@@ -50,14 +53,15 @@ if [ -n "${BULB_BASE:-}" ]; then
   RUST_LOG=warn "$BULB_BASE" -c "$W/base.yaml" & pids+=($!); BASE=$!
 fi
 RUST_LOG=warn target/release/examples/pingora_floor 127.0.0.1:8084 127.0.0.1:9101 127.0.0.1:9102 127.0.0.1:9103 & pids+=($!); FLOOR=$!
-for p in 9101 8081 8082 8083 8084 ${BASE:+8085}; do
+target/release/examples/tokio_floor 127.0.0.1:8086 127.0.0.1:9101 127.0.0.1:9102 127.0.0.1:9103 & pids+=($!); TOKIO=$!
+for p in 9101 8081 8082 8083 8084 8086 ${BASE:+8085}; do
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
 sleep 1
 
 # SYSTEMS="bulb" / WORKLOADS="/|keep-alive" narrow a run; BULB_ACCESS_LOG=/path turns bulb's access log on.
-read -r -a systems <<< "${SYSTEMS:-nginx haproxy bulb floor${BASE:+ base}}"
-declare -A port=([nginx]=8081 [haproxy]=8082 [bulb]=8083 [floor]=8084 [base]=8085)
+read -r -a systems <<< "${SYSTEMS:-nginx haproxy bulb floor tokio${BASE:+ base}}"
+declare -A port=([nginx]=8081 [haproxy]=8082 [bulb]=8083 [floor]=8084 [tokio]=8086 [base]=8085)
 read -r -a workloads <<< "${WORKLOADS:-/|keep-alive /16k|keep-alive /|close}"
 RES="$W/results.txt"; : > "$RES"
 
@@ -71,7 +75,7 @@ cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 nginx_worker=$(pgrep -P "$NGINX_MASTER" | head -1)
 haproxy_pid=$(cat /tmp/bench-haproxy.pid)
-declare -A mempid=([nginx]=$nginx_worker [haproxy]=$haproxy_pid [bulb]=$BULB [floor]=$FLOOR [base]=$BASE)
+declare -A mempid=([nginx]=$nginx_worker [haproxy]=$haproxy_pid [bulb]=$BULB [floor]=$FLOOR [tokio]=$TOKIO [base]=$BASE)
 
 for wl in "${workloads[@]}"; do
   path=${wl%%|*}; mode=${wl##*|}
@@ -113,7 +117,7 @@ rows = [l.split() for l in open(sys.argv[1])]
 res = {}
 for path, mode, s, rps, p50, p99, errs, usr, sys_ in rows:
     res.setdefault((path, mode), {}).setdefault(s, []).append((float(rps or 0), float(p50 or 0), float(p99 or 0), int(float(errs or 0)), float(usr) + float(sys_), float(usr)))
-systems = ["nginx", "haproxy", "bulb", "floor", "base"]
+systems = ["nginx", "haproxy", "bulb", "floor", "tokio", "base"]
 print(f"\n{'workload':<22}{'system':<9}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'cpu us/req':>12}{'(user)':>8}")
 for (path, mode), by in res.items():
     med = {s: (st.median(x[0] for x in v), st.median(x[1] for x in v), st.median(x[2] for x in v), sum(x[3] for x in v), st.median(x[4] for x in v), st.median(x[5] for x in v)) for s, v in by.items()}
