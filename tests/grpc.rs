@@ -408,3 +408,66 @@ fn transport_mistakes_are_config_errors() {
     );
     assert_eq!(code, Some(0), "{out}");
 }
+
+/// How many connections the backend has seen after `calls` sequential
+/// calls through `bulb` (asked for in a call of its own, after them).
+fn connections_after_calls(bulb: &Bulb, calls: usize) -> usize {
+    let ops: Vec<Value> = (0..calls)
+        .map(|i| json!({"kind": "unary", "method": "Unary", "msgs": [i.to_string()]}))
+        .collect();
+    let rs = grpc_calls(bulb.addr, &Value::Array(ops), Channel::Clear(None));
+    assert!(codes(&rs).iter().all(|c| *c == "OK"), "{rs:?}");
+    let peers = json!([{"kind": "unary", "method": "Peers", "msgs": [""]}]);
+    let rs = grpc_calls(bulb.addr, &peers, Channel::Clear(None));
+    assert_eq!(codes(&rs), ["OK"], "{rs:?}");
+    serde_json::from_str::<Vec<String>>(&responses(&rs[0])[0])
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn tls_backend_connections_survive_a_reload_with_the_same_roots() {
+    let dir = tempdir();
+    let ca = Ca::new(&dir, "ca");
+    let other = Ca::new(&dir, "other");
+    let a = GrpcPeer::tls("a", &ca.leaf("grpc.test"), None);
+    let roots = dir.join("roots.pem");
+    std::fs::copy(&ca.cert, &roots).unwrap();
+    let conf = |timeout: u32| {
+        h2c_conf(
+            &[&a],
+            &format!(
+                "    connect_timeout: {timeout}s\n    tls: {{sni: grpc.test, ca: \"{}\"}}\n",
+                roots.display()
+            ),
+        )
+        .replace("protocol: h2c", "protocol: h2")
+    };
+    let bulb = Bulb::start(&conf(2));
+    // One connection, two if a call started before the previous one's
+    // stream was released.
+    let before = connections_after_calls(&bulb, 5);
+    assert!((1..=2).contains(&before), "{before} connections");
+    // A reload that leaves the TLS settings and files as they were keeps
+    // the pooled connection: no new handshake. (One call: no race.)
+    bulb.rewrite(&conf(3));
+    bulb.signal("HUP");
+    assert!(bulb.wait_generation(2), "{}", bulb.logs());
+    assert_eq!(
+        connections_after_calls(&bulb, 1),
+        before,
+        "a reload with the same roots opened a new backend connection"
+    );
+    // Changed roots: a connection verified under the old ones is not reused.
+    let mut both = std::fs::read(&ca.cert).unwrap();
+    both.extend(std::fs::read(&other.cert).unwrap());
+    std::fs::write(&roots, both).unwrap();
+    bulb.rewrite(&conf(4));
+    bulb.signal("HUP");
+    assert!(bulb.wait_generation(3), "{}", bulb.logs());
+    assert_eq!(
+        connections_after_calls(&bulb, 1),
+        before + 1,
+        "a reload with other roots reused a connection verified under the old ones"
+    );
+}

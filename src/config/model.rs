@@ -372,9 +372,10 @@ pub struct UpstreamTls {
     pub ca: Option<std::sync::Arc<pingora_core::protocols::tls::CaType>>,
     /// Client certificate and key for mutual TLS.
     pub client: Option<std::sync::Arc<pingora_core::utils::tls::CertKey>>,
-    /// Unique to this load of these settings: upstream connections made
-    /// under them are reused only by peers with the same key (Pingora's
-    /// reuse hash leaves the trusted roots out).
+    /// A hash of the trusted roots' and client certificate's contents:
+    /// upstream connections made under them are reused only by peers with
+    /// the same key (Pingora's reuse hash leaves the trusted roots out); the
+    /// same files reloaded keep the key, and so the pooled connections.
     pub pool_key: u64,
 }
 

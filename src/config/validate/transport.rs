@@ -5,7 +5,9 @@ use super::Validator;
 use crate::config::certs;
 use crate::config::file::{UpstreamFile, UpstreamTlsFile};
 use crate::config::model::*;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use pingora_core::protocols::tls::CaType;
+use pingora_core::utils::tls::CertKey;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// The most concurrent streams allowed on one backend connection.
 const MAX_H2_STREAMS: usize = 10_000;
@@ -122,13 +124,12 @@ impl Validator {
                 None
             }
         };
-        static LOADS: AtomicU64 = AtomicU64::new(1);
         UpstreamTls {
             sni,
             verify,
+            pool_key: pool_key(ca.as_deref(), client.as_deref()),
             ca,
             client,
-            pool_key: LOADS.fetch_add(1, Relaxed),
         }
     }
 
@@ -162,4 +163,27 @@ impl Validator {
             );
         }
     }
+}
+
+/// The key that keeps apart backend connections made under different
+/// trusted roots or client certificates: a hash of their contents. Pingora's
+/// reuse hash leaves the roots out and takes only the client certificate's
+/// serial; the same files reloaded give the same key, so a reload keeps the
+/// pooled TLS connections.
+fn pool_key(ca: Option<&CaType>, client: Option<&CertKey>) -> u64 {
+    let mut h = DefaultHasher::new();
+    if let Some(roots) = ca {
+        roots.len().hash(&mut h);
+        for root in roots.iter() {
+            root.borrow_raw_cert().hash(&mut h);
+        }
+    }
+    if let Some(c) = client {
+        c.leaf().borrow_raw_cert().hash(&mut h);
+        for i in c.intermediates() {
+            i.borrow_raw_cert().hash(&mut h);
+        }
+        c.key().hash(&mut h);
+    }
+    h.finish()
 }
