@@ -78,16 +78,7 @@ async fn serve(mut client: TcpStream, pools: &Pools) -> Result<(), Error> {
                 // The client's `Connection: close` is hop-by-hop: the
                 // backend connection stays open for the next client.
                 let mut head = Vec::with_capacity(n);
-                let line = req.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
-                head.extend_from_slice(&req[..line]);
-                for h in parsed.headers.iter() {
-                    if !h.name.eq_ignore_ascii_case("connection") {
-                        head.extend_from_slice(h.name.as_bytes());
-                        head.extend_from_slice(b": ");
-                        head.extend_from_slice(h.value);
-                        head.extend_from_slice(b"\r\n");
-                    }
-                }
+                without_connection(&req, parsed.headers, &mut head);
                 head.extend_from_slice(b"\r\n");
                 let n = head.len();
                 req = head;
@@ -134,16 +125,7 @@ async fn serve(mut client: TcpStream, pools: &Pools) -> Result<(), Error> {
             let mut parsed = httparse::Response::new(&mut headers);
             parsed.parse(&resp)?;
             let mut out = Vec::with_capacity(total + 19);
-            let line = resp.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
-            out.extend_from_slice(&resp[..line]);
-            for h in parsed.headers.iter() {
-                if !h.name.eq_ignore_ascii_case("connection") {
-                    out.extend_from_slice(h.name.as_bytes());
-                    out.extend_from_slice(b": ");
-                    out.extend_from_slice(h.value);
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
+            without_connection(&resp, parsed.headers, &mut out);
             out.extend_from_slice(b"Connection: close\r\n\r\n");
             out.extend_from_slice(&resp[resp_head..total]);
             client.write_all(&out).await?;
@@ -153,6 +135,21 @@ async fn serve(mut client: TcpStream, pools: &Pools) -> Result<(), Error> {
         pools.idle[i].borrow_mut().push(up);
         if close {
             return Ok(());
+        }
+    }
+}
+
+/// Appends to `out` the first line of the message head in `raw` and its
+/// `headers` but `Connection`, without the blank line that ends a head.
+fn without_connection(raw: &[u8], headers: &[httparse::Header], out: &mut Vec<u8>) {
+    let line = raw.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    out.extend_from_slice(&raw[..line]);
+    for h in headers {
+        if !h.name.eq_ignore_ascii_case("connection") {
+            out.extend_from_slice(h.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
         }
     }
 }
