@@ -471,3 +471,40 @@ fn tls_backend_connections_survive_a_reload_with_the_same_roots() {
         "a reload with other roots reused a connection verified under the old ones"
     );
 }
+
+#[test]
+fn new_tls_backend_connections_resume_the_session() {
+    // The backend closes every connection after its response, so each
+    // request opens a new TLS connection. With a `ca` (and with a client
+    // certificate) Pingora 0.9.1 built a new rustls config, and with it an
+    // empty session cache, for every connection: no resumption, ever.
+    let dir = tempdir();
+    let ca = Ca::new(&dir, "ca");
+    let clients = Ca::new(&dir, "clients");
+    let client = clients.leaf("bulb-client");
+    let web = GrpcPeer::https("web", &ca.leaf("web.test"));
+    let bulb = Bulb::start(&format!(
+        "listeners:\n  - address: \"{{LISTEN}}\"\naccess_log: off\n\
+         routes:\n  - {{host: ca.test, upstream: ca}}\n  - {{host: mtls.test, upstream: mtls}}\n  - {{host: nv.test, upstream: nv}}\n\
+         upstreams:\n  nv:\n    tls: {{verify: false}}\n    backends: [{{address: \"{web}\"}}]\n  ca:\n    tls: {{sni: web.test, ca: \"{ca}\"}}\n    backends: [{{address: \"{web}\"}}]\n\
+         \x20 mtls:\n    tls: {{sni: web.test, ca: \"{ca}\", cert: \"{}\", key: \"{}\"}}\n    backends: [{{address: \"{web}\"}}]\n",
+        client.cert,
+        client.key,
+        ca = ca.cert,
+        web = web.addr,
+    ));
+    for host in ["nv.test", "ca.test", "mtls.test"] {
+        let resumed: Vec<String> = (0..4)
+            .map(|_| {
+                let r = get_with(bulb.addr, "/close", &[("Host", host)]).expect("request");
+                assert_eq!(r.status, 200, "{host}: {}", bulb.logs());
+                r.header("x-tls-resumed").unwrap_or("?").to_string()
+            })
+            .collect();
+        assert_eq!(resumed[0], "no", "{host}: {resumed:?}");
+        assert!(
+            resumed[1..].iter().all(|r| r == "yes"),
+            "{host}: new connections after the first must resume its session: {resumed:?}"
+        );
+    }
+}

@@ -10,7 +10,9 @@ serve NAME [--cert C --key K [--client-ca CA]]
     "health SERVICE STATUS" on stdin sets a status (SERVICE "-" is "").
 
 https NAME --cert C --key K
-    An HTTP/1.1 server over TLS answering every GET with NAME.
+    An HTTP/1.1 server over TLS answering every GET with NAME, with
+    `X-Tls-Resumed: yes|no` (whether the client resumed a TLS session); on
+    a path starting /close it closes the connection after the response.
 
 call TARGET OPS_JSON [--ca CA --name SERVERNAME | --authority HOST]
     Run the operations in OPS_JSON ({"kind": unary|server|client|bidi|parallel,
@@ -132,6 +134,11 @@ def https(args):
         def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Length", str(len(name)))
+            resumed = "yes" if self.connection.session_reused else "no"
+            self.send_header("X-Tls-Resumed", resumed)
+            if self.path.startswith("/close"):
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(name)
 

@@ -12,7 +12,7 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use log::debug;
 use pingora_error::{
@@ -32,7 +32,8 @@ use pingora_rustls::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier as RusTlsServerCertVerifier,
 };
 
-use crate::protocols::tls::{client::handshake, TlsStream};
+use crate::protocols::tls::{client::handshake, CaType, TlsStream};
+use crate::utils::tls::CertKey;
 use crate::{connectors::ConnectorOptions, listeners::ALPN, protocols::IO, upstreams::peer::Peer};
 
 use super::replace_leftmost_underscore;
@@ -138,6 +139,124 @@ where
 {
     let config = &tls_ctx.config;
 
+    // bulb patch (see vendor/pingora-core/PATCH.md): the per-peer config is
+    // built once per set of inputs and kept, not built anew per connection.
+    // rustls resumes a session only under the config (the certificate
+    // verifier) that made it, so a config per connection never resumed.
+    let key = PeerConfigKey::of(peer, alpn_override.as_ref(), tls_ctx);
+    let cached = PEER_CONFIGS
+        .lock()
+        .ok()
+        .and_then(|configs| configs.iter().find(|(k, _)| k.matches(&key)).map(|(_, c)| c.clone()));
+    let updated_config_opt = match cached {
+        Some(cfg) => cfg,
+        None => {
+            let cfg = build_peer_config(peer, alpn_override, tls_ctx)?.map(Arc::new);
+            if let Ok(mut configs) = PEER_CONFIGS.lock() {
+                configs.retain(|(k, _)| k.alive());
+                configs.push((key, cfg.clone()));
+            }
+            cfg
+        }
+    };
+
+    let mut domain = peer.sni().to_string();
+    if updated_config_opt.is_some()
+        && !peer.sni().is_empty()
+        && peer.verify_cert()
+        && peer.verify_hostname()
+    {
+        // if sni had underscores in leftmost label replace and add
+        if let Some(sni_s) = replace_leftmost_underscore(peer.sni()) {
+            domain = sni_s;
+        }
+    }
+
+    let tls_conn = if let Some(cfg) = updated_config_opt {
+        RusTlsConnector::from(cfg)
+    } else {
+        RusTlsConnector::from(Arc::clone(config))
+    };
+
+    let connect_future = handshake(&tls_conn, &domain, stream);
+
+    match peer.connection_timeout() {
+        Some(t) => match pingora_timeout::timeout(t, connect_future).await {
+            Ok(res) => res,
+            Err(_) => Error::e_explain(
+                ConnectTimedout,
+                format!("connecting to server {}, timeout {:?}", peer, t),
+            ),
+        },
+        None => connect_future.await,
+    }
+}
+
+/// bulb patch: what a per-peer config is built from. The CA list, client
+/// certificate and base config are held weakly and compared by address, so
+/// a key whose inputs were dropped matches nothing and is pruned.
+struct PeerConfigKey {
+    base: Weak<RusTlsClientConfig>,
+    ca: Option<Weak<CaType>>,
+    cert: Option<Weak<CertKey>>,
+    alpn: Option<ALPN>,
+    sni_empty: bool,
+    verify_cert: bool,
+    verify_hostname: bool,
+}
+
+impl PeerConfigKey {
+    fn of<P: Peer>(peer: &P, alpn_override: Option<&ALPN>, tls_ctx: &TlsConnector) -> Self {
+        PeerConfigKey {
+            base: Arc::downgrade(&tls_ctx.config),
+            ca: peer.get_ca().map(Arc::downgrade),
+            cert: peer.get_client_cert_key().map(Arc::downgrade),
+            alpn: alpn_override.or(peer.get_alpn()).cloned(),
+            sni_empty: peer.sni().is_empty(),
+            verify_cert: peer.verify_cert(),
+            verify_hostname: peer.verify_hostname(),
+        }
+    }
+
+    fn matches(&self, other: &PeerConfigKey) -> bool {
+        fn same<T: ?Sized>(a: &Option<Weak<T>>, b: &Option<Weak<T>>) -> bool {
+            match (a, b) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.ptr_eq(b) && a.strong_count() > 0,
+                _ => false,
+            }
+        }
+        self.base.ptr_eq(&other.base)
+            && self.base.strong_count() > 0
+            && same(&self.ca, &other.ca)
+            && same(&self.cert, &other.cert)
+            && self.alpn == other.alpn
+            && self.sni_empty == other.sni_empty
+            && self.verify_cert == other.verify_cert
+            && self.verify_hostname == other.verify_hostname
+    }
+
+    fn alive(&self) -> bool {
+        self.base.strong_count() > 0
+            && self.ca.as_ref().is_none_or(|w| w.strong_count() > 0)
+            && self.cert.as_ref().is_none_or(|w| w.strong_count() > 0)
+    }
+}
+
+/// bulb patch: per-peer configs built so far (`None`: the base config serves).
+#[allow(clippy::type_complexity)]
+static PEER_CONFIGS: Mutex<Vec<(PeerConfigKey, Option<Arc<RusTlsClientConfig>>)>> =
+    Mutex::new(Vec::new());
+
+/// The config for `peer` when it differs from the base one: Pingora 0.9.1's
+/// per-connection code, moved here unchanged but for the SNI rewrite.
+fn build_peer_config<P: Peer>(
+    peer: &P,
+    alpn_override: Option<ALPN>,
+    tls_ctx: &TlsConnector,
+) -> Result<Option<RusTlsClientConfig>> {
+    let config = &tls_ctx.config;
+
     // Build per-peer CA store if provided
     let peer_ca_store: Option<Arc<RootCertStore>> = if let Some(ca_list) = peer.get_ca() {
         if ca_list.is_empty() {
@@ -221,8 +340,6 @@ where
         }
     }
 
-    let mut domain = peer.sni().to_string();
-
     if let Some(updated_config) = updated_config_opt.as_mut() {
         let verification_mode = if peer.sni().is_empty() {
             updated_config.enable_sni = false;
@@ -234,10 +351,6 @@ where
         } else if !peer.verify_hostname() {
             Some(VerificationMode::SkipHostname)
         } else {
-            // if sni had underscores in leftmost label replace and add
-            if let Some(sni_s) = replace_leftmost_underscore(peer.sni()) {
-                domain = sni_s;
-            }
             None
             // to use the custom verifier for the full verify:
             // Some(VerificationMode::Full)
@@ -273,24 +386,7 @@ where
         }
     }
 
-    let tls_conn = if let Some(cfg) = updated_config_opt {
-        RusTlsConnector::from(Arc::new(cfg))
-    } else {
-        RusTlsConnector::from(Arc::clone(config))
-    };
-
-    let connect_future = handshake(&tls_conn, &domain, stream);
-
-    match peer.connection_timeout() {
-        Some(t) => match pingora_timeout::timeout(t, connect_future).await {
-            Ok(res) => res,
-            Err(_) => Error::e_explain(
-                ConnectTimedout,
-                format!("connecting to server {}, timeout {:?}", peer, t),
-            ),
-        },
-        None => connect_future.await,
-    }
+    Ok(updated_config_opt)
 }
 
 #[allow(dead_code)]
