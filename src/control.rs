@@ -140,14 +140,20 @@ impl Control {
             }
         };
         let old = self.shared.runtime.load_full();
-        let same_sockets = cfg.listeners.len() == old.config.listeners.len()
-            && cfg
-                .listeners
-                .iter()
-                .zip(&old.config.listeners)
-                .all(|(a, b)| a.socket() == b.socket());
-        if !same_sockets || cfg.admin != old.config.admin {
-            info!("listeners changed: handing the sockets over to a new bulb process");
+        let fixed = old.config.fixed_at_start_changes(&cfg);
+        if !fixed.is_empty() {
+            if cfg.server.upgrade_sock != old.config.server.upgrade_sock {
+                error!(
+                    "reload rejected: `upgrade_sock` cannot change on reload ({:?} -> {:?}: the hand-over to a new process goes through it); restart bulb to change it",
+                    old.config.server.upgrade_sock, cfg.server.upgrade_sock
+                );
+                self.shared.metrics.reloads_err.fetch_add(1, Relaxed);
+                return;
+            }
+            info!(
+                "{} changed: handing the sockets over to a new bulb process",
+                fixed.join(", ")
+            );
             match self.handoff.hand_over().await {
                 Ok(()) => return,
                 Err(e) => {

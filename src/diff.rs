@@ -30,7 +30,8 @@ pub fn diff(old: &Config, new: &Config) -> Value {
         .filter(|o| !new.listeners.iter().any(|n| n.socket() == o.socket()))
         .map(show)
         .collect();
-    let hand_over = !added.is_empty() || !removed.is_empty() || old.admin != new.admin;
+    let hand_over_for = old.fixed_at_start_changes(new);
+    let hand_over = !hand_over_for.is_empty();
     let names = |c: &Config| {
         c.upstreams
             .iter()
@@ -47,7 +48,7 @@ pub fn diff(old: &Config, new: &Config) -> Value {
         }
     }
     json!({
-        "listeners": {"added": added, "removed": removed, "hand_over": hand_over},
+        "listeners": {"added": added, "removed": removed, "hand_over": hand_over, "hand_over_for": hand_over_for},
         "upstreams": {
             "added": new_names.iter().filter(|n| !old_names.contains(n)).collect::<Vec<_>>(),
             "removed": old_names.iter().filter(|n| !new_names.contains(n)).collect::<Vec<_>>(),
@@ -160,7 +161,10 @@ pub fn text(d: &Value) -> String {
         s += &format!("listener - {r}\n");
     }
     if l["hand_over"] == true {
-        s += "listeners change: the reload hands the sockets over to a new bulb process\n";
+        s += &format!(
+            "{} change: the reload hands the sockets over to a new bulb process\n",
+            list(&l["hand_over_for"]).join(", ")
+        );
     }
     let u = &d["upstreams"];
     for a in list(&u["added"]) {

@@ -50,7 +50,17 @@ pub fn run(
     mut config: Config,
     args: Vec<String>,
 ) -> Result<(), StartError> {
-    let mut server_conf = std::mem::take(&mut config.server);
+    // A copy for Pingora: the running config keeps its own, which a reload
+    // compares with the new file's (`Config::fixed_at_start_changes`).
+    let mut server_conf = match serde_yaml::to_value(&config.server)
+        .and_then(serde_yaml::from_value)
+    {
+        Ok(copy) => copy,
+        Err(e) => {
+            log::warn!("cannot copy the server settings ({e}); a reload will hand over to a new process every time");
+            std::mem::take(&mut config.server)
+        }
+    };
     // bulb drains itself (see control::drain_then_exit): in-flight requests
     // get up to graceful_shutdown_timeout_seconds, an idle process exits at
     // once. Pingora must not drop the runtimes before that.
@@ -77,6 +87,7 @@ pub fn run(
     let listeners = config.listeners.clone();
     let admin_addr = config.admin;
     let config_read_buffer = config.limits.client_read_buffer_bytes;
+    let h2_idle_timeout = config.limits.client_keepalive_timeout;
     let runtime = Runtime::build(config, None, &dns, &metrics);
     if let Some(path) = &runtime.config.admin_state_file {
         crate::admin::ops::load(path, &runtime);
@@ -86,6 +97,8 @@ pub fn run(
     let mut app = pingora_proxy::http_proxy(&server.configuration, Proxy::new(shared.clone()));
     let mut opts = HttpServerOptions::default();
     opts.keepalive_request_limit = None;
+    // An idle HTTP/2 client connection closes like an idle HTTP/1 one.
+    opts.h2_idle_timeout = Some(h2_idle_timeout);
     // Pingora reads the h2c preface only on connections the guard hands it
     // whole: those of listeners with `h2c: true` that sent it.
     opts.h2c = true;

@@ -508,3 +508,35 @@ fn new_tls_backend_connections_resume_the_session() {
         );
     }
 }
+
+#[test]
+fn idle_http2_client_connections_close_after_the_keepalive_timeout() {
+    use std::io::{Read, Write};
+    let a = GrpcPeer::h2c("a");
+    let bulb = Bulb::start(&format!(
+        "limits: {{client_keepalive_timeout: 1s}}\n{}",
+        h2c_conf(&[&a], "")
+    ));
+    let mut s = std::net::TcpStream::connect(bulb.addr).unwrap();
+    // The h2c preface and an empty SETTINGS frame, then nothing.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue, // SETTINGS, its ACK, then GOAWAY
+            Err(e) => panic!(
+                "an idle HTTP/2 connection is still open after {:?}: {e}",
+                start.elapsed()
+            ),
+        }
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+}

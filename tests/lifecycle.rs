@@ -267,3 +267,60 @@ fn reload_removing_a_listener_closes_it_and_keeps_the_rest() {
     assert!(bulb.wait_exit(Duration::from_secs(10)).is_some());
     bulb.stop_successors();
 }
+
+#[test]
+fn reload_changing_what_is_read_at_start_hands_over() {
+    // Pingora's server keys and the client read buffer are read once, when
+    // the process starts: a reload must not accept them and go on without.
+    let a = Backend::start("a", Mode::Ok);
+    let base = Conf::web(&[&a]).top(GRACE).yaml();
+    let mut bulb = Bulb::start(&base);
+    let load = Load::start(bulb.addr, 2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    bulb.rewrite(&base.replace(
+        "graceful_shutdown_timeout_seconds: 3",
+        "graceful_shutdown_timeout_seconds: 4\nlimits: {client_read_buffer_bytes: 8192}",
+    ));
+    bulb.signal("HUP");
+    assert!(
+        bulb.wait_exit(Duration::from_secs(10)).is_some(),
+        "the old process must hand over to one that reads the new keys: {}",
+        bulb.logs()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let st = load.finish();
+    assert_eq!(st.errors + st.non2xx, 0, "{st:?}\n{}", bulb.logs());
+    assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
+    let logs = bulb.logs();
+    assert!(
+        logs.contains(
+            "Pingora server keys, limits.client_read_buffer_bytes changed: handing the sockets over"
+        ),
+        "{logs}"
+    );
+    bulb.stop_successors();
+}
+
+#[test]
+fn reload_changing_the_upgrade_socket_is_rejected() {
+    let a = Backend::start("a", Mode::Ok);
+    let conf = |sock: &str| {
+        format!(
+            "pid_file: {{DIR}}/bulb.pid\nupgrade_sock: {{DIR}}/{sock}\n{}",
+            Conf::web(&[&a]).top(GRACE).yaml()
+        )
+    };
+    let mut bulb = Bulb::start(&conf("one.sock"));
+    bulb.rewrite(&conf("two.sock"));
+    bulb.signal("HUP");
+    assert!(
+        wait_for(Duration::from_secs(5), || bulb
+            .logs()
+            .contains("`upgrade_sock` cannot change on reload"))
+        .is_some(),
+        "{}",
+        bulb.logs()
+    );
+    assert!(bulb.wait_exit(Duration::from_millis(500)).is_none());
+    assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
+}

@@ -194,6 +194,7 @@ fn diff_reports_changes_and_the_keys_that_move() {
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(v["listeners"]["added"][0], "127.0.0.1:2 (http)");
     assert_eq!(v["listeners"]["hand_over"], true);
+    assert_eq!(v["listeners"]["hand_over_for"][0], "listeners");
     assert_eq!(v["upstreams"]["added"][0], "api");
     let web = &v["upstreams"]["changed"]["web"];
     assert_eq!(web["backends_removed"][0], "10.0.0.3:80");

@@ -32,6 +32,36 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
 }
 
+impl Config {
+    /// What a reload from `self` to `new` cannot apply in place, because a
+    /// running process reads it once, at start: the listening sockets, the
+    /// admin address, Pingora's server keys, the client read buffer and the
+    /// HTTP/2 idle timeout (`limits.client_keepalive_timeout`). A reload that
+    /// changes any of them hands the sockets over to a new process.
+    pub fn fixed_at_start_changes(&self, new: &Config) -> Vec<&'static str> {
+        fn sockets(c: &Config) -> Vec<(SocketAddr, Option<&TlsFiles>, bool)> {
+            c.listeners.iter().map(|l| l.socket()).collect()
+        }
+        let (a, b) = (&self.limits, &new.limits);
+        [
+            (sockets(self) != sockets(new), "listeners"),
+            (self.admin != new.admin, "admin"),
+            (self.server != new.server, "Pingora server keys"),
+            (
+                a.client_read_buffer_bytes != b.client_read_buffer_bytes,
+                "limits.client_read_buffer_bytes",
+            ),
+            (
+                a.client_keepalive_timeout != b.client_keepalive_timeout,
+                "limits.client_keepalive_timeout (the HTTP/2 idle timeout)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(changed, what)| changed.then_some(what))
+        .collect()
+    }
+}
+
 /// An IP network, `10.0.0.0/8` or `2001:db8::/32` (a bare address is /32 or /128).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
