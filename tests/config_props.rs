@@ -116,7 +116,7 @@ fn known_bad_inputs_name_their_line() {
         ("listeners: [{address: 127.0.0.1:1}]\ntrusted_proxies: [10.0.0.0/99]\nupstreams: {web: {backends: [{address: 127.0.0.1:1}]}}\n", 2, "not an IP network"),
         ("listeners: [{address: 127.0.0.1:1}]\nupstreams: {web: {backends: [{address: 127.0.0.1:1, backup: true}]}}\n", 2, "only backup"),
         ("listeners: [{address: 127.0.0.1:1}]\nlimits: {max_client_connections: 0}\nupstreams: {web: {backends: [{address: 127.0.0.1:1}]}}\n", 2, "at least 1"),
-        ("listeners:\n  - address: 127.0.0.1:1\n    tls: {cert: /nonexistent.pem, key: /nonexistent.key}\nupstreams: {web: {backends: [{address: 127.0.0.1:1}]}}\n", 3, "cannot be read"),
+        ("listeners:\n  - address: 127.0.0.1:1\n    tls: {cert: /nonexistent.pem, key: /nonexistent.key}\nupstreams: {web: {backends: [{address: 127.0.0.1:1}]}}\n", 3, "cannot read `/nonexistent.pem`"),
         ("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  a: {backends: [{address: 127.0.0.1:1}]}\n  b: {backends: [{address: 127.0.0.1:2}]}\n", 2, "routes` are required"),
         ("listeners: [{address: 127.0.0.1:1}\n", 2, "did not find expected"),
     ];

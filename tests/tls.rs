@@ -49,3 +49,71 @@ fn tls_listener_speaks_h2_and_http11() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// curl over TLS to `localhost:port` trusting `ca`: the status, or 0 when
+/// the handshake fails.
+fn status_trusting(port: u16, ca: &str) -> u16 {
+    let out = Command::new("curl")
+        .args(["-s", "--cacert", ca, "--resolve"])
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("https://localhost:{port}/"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+#[test]
+fn a_renewed_certificate_is_served_after_a_reload() {
+    use common::certs::Ca;
+    use std::time::Duration;
+    let a = Backend::start("a", Mode::Ok);
+    let dir = tempdir();
+    let (old_ca, new_ca) = (Ca::new(&dir, "old"), Ca::new(&dir, "new"));
+    let (old, new) = (old_ca.leaf("localhost"), new_ca.leaf("localhost"));
+    let (cert, key) = (dir.join("live.pem"), dir.join("live.key"));
+    let install = |leaf: &common::certs::Leaf| {
+        std::fs::copy(&leaf.cert, &cert).unwrap();
+        std::fs::copy(&leaf.key, &key).unwrap();
+    };
+    install(&old);
+    let yaml = format!(
+        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 2\n\
+         listeners:\n  - address: \"{{LISTEN}}\"\n    tls: {{cert: \"{}\", key: \"{}\"}}\naccess_log: off\n\
+         upstreams:\n  web:\n    backends: [{{address: \"{}\"}}]\n",
+        cert.display(),
+        key.display(),
+        a.addr
+    );
+    let mut bulb = Bulb::start(&yaml);
+    let port = bulb.addr.port();
+    assert_eq!(status_trusting(port, &old_ca.cert), 200, "{}", bulb.logs());
+    // A broken certificate file: the reload is rejected, naming it, and the
+    // old certificate stays in service.
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    bulb.signal("HUP");
+    assert!(
+        wait_for(Duration::from_secs(5), || bulb
+            .logs()
+            .contains("holds no PEM certificate"))
+        .is_some(),
+        "{}",
+        bulb.logs()
+    );
+    assert_eq!(status_trusting(port, &old_ca.cert), 200);
+    // Renewed files at the same paths (as certbot leaves them), then SIGHUP.
+    install(&new);
+    bulb.signal("HUP");
+    assert!(
+        wait_for(Duration::from_secs(10), || status_trusting(
+            port,
+            &new_ca.cert
+        ) == 200)
+        .is_some(),
+        "the renewed certificate is not served after a reload: {}",
+        bulb.logs()
+    );
+    assert_eq!(status_trusting(port, &old_ca.cert), 0);
+    assert!(bulb.wait_exit(Duration::from_secs(10)).is_some());
+    bulb.stop_successors();
+}

@@ -5,7 +5,7 @@
 
 use pingora_core::protocols::tls::CaType;
 use pingora_core::utils::tls::{CertKey, WrappedX509};
-use pingora_rustls::{ClientConfig, PrivateKeyDer, RootCertStore};
+use pingora_rustls::{ClientConfig, PrivateKeyDer, RootCertStore, ServerConfig};
 use std::sync::Arc;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -87,29 +87,62 @@ pub fn load_ca(path: &str) -> Result<Arc<CaType>, CertError> {
     Ok(Arc::from(roots.into_boxed_slice()))
 }
 
-/// A client certificate chain and its key for mutual TLS, checked to go
-/// together.
-pub fn load_client(cert: &str, key: &str) -> Result<Arc<CertKey>, CertError> {
+/// A certificate chain (DER), its private key (DER) and the key parsed.
+type ChainAndKey = (Vec<Vec<u8>>, Vec<u8>, PrivateKeyDer<'static>);
+
+/// A certificate chain and its private key from PEM files: the key checked
+/// to be one that Pingora can turn back (it unwraps that).
+fn chain_and_key(cert: &str, key: &str) -> Result<ChainAndKey, CertError> {
     let chain = certificates(cert)?;
     let pem = read(key)?;
     let der = match rustls_pemfile::private_key(&mut pem.as_slice()) {
         Ok(Some(k)) => k.secret_der().to_vec(),
         _ => return Err(CertError::NoKey(key.to_string())),
     };
-    // Pingora turns the key back with `try_into().unwrap()`: make sure it can.
     let parsed = PrivateKeyDer::try_from(der.clone()).map_err(|_| CertError::NoKey(key.into()))?;
     pingora_rustls::install_default_crypto_provider();
-    let certs = chain
+    Ok((chain, der, parsed))
+}
+
+fn rustls_chain(chain: &[Vec<u8>]) -> Vec<pingora_rustls::CertificateDer<'static>> {
+    chain
         .iter()
         .map(|c| pingora_rustls::CertificateDer::from(c.clone()))
-        .collect();
+        .collect()
+}
+
+fn mismatch(cert: &str, key: &str, e: pingora_rustls::RusTlsError) -> CertError {
+    CertError::Mismatch {
+        cert: cert.to_string(),
+        key: key.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// A client certificate chain and its key for mutual TLS, checked to go
+/// together.
+pub fn load_client(cert: &str, key: &str) -> Result<Arc<CertKey>, CertError> {
+    let (chain, der, parsed) = chain_and_key(cert, key)?;
     ClientConfig::builder()
         .with_root_certificates(RootCertStore::empty())
-        .with_client_auth_cert(certs, parsed)
-        .map_err(|e| CertError::Mismatch {
-            cert: cert.to_string(),
-            key: key.to_string(),
-            reason: e.to_string(),
-        })?;
+        .with_client_auth_cert(rustls_chain(&chain), parsed)
+        .map_err(|e| mismatch(cert, key, e))?;
     Ok(Arc::new(CertKey::new(chain, der)))
+}
+
+/// A TLS listener's certificate chain and key, checked to parse and to go
+/// together. Returns a hash of both files' contents: a reload that finds
+/// them changed (a renewed certificate at the same paths) hands over to a
+/// new process, which loads them.
+pub fn check_listener(cert: &str, key: &str) -> Result<u64, CertError> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let (chain, der, parsed) = chain_and_key(cert, key)?;
+    ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(rustls_chain(&chain), parsed)
+        .map_err(|e| mismatch(cert, key, e))?;
+    let mut h = DefaultHasher::new();
+    chain.hash(&mut h);
+    der.hash(&mut h);
+    Ok(h.finish())
 }

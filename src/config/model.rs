@@ -172,6 +172,10 @@ pub struct TlsFiles {
     pub cert: String,
     /// Private key.
     pub key: String,
+    /// A hash of both files' contents when the config was loaded: the same
+    /// paths with renewed contents are a different listener socket to a
+    /// reload (which then hands over to a process that loads them).
+    pub contents: u64,
 }
 
 /// Where access-log lines go.

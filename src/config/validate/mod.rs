@@ -281,17 +281,15 @@ impl Validator {
                 self.err(&path, format!("listener {address} is given twice"));
             }
             let tls = l.tls.as_ref().map(|t| {
-                for (what, p) in [("cert", &t.cert), ("key", &t.key)] {
-                    if std::fs::metadata(p).is_err() {
-                        self.err(
-                            &format!("listeners[{i}].tls.{what}"),
-                            format!("TLS {what} file `{p}` cannot be read"),
-                        );
-                    }
-                }
+                let contents = crate::config::certs::check_listener(&t.cert, &t.key)
+                    .unwrap_or_else(|e| {
+                        self.err(&format!("listeners[{i}].tls.cert"), e.to_string());
+                        0
+                    });
                 TlsFiles {
                     cert: t.cert.clone(),
                     key: t.key.clone(),
+                    contents,
                 }
             });
             let tcp = self.listener_protocol(i, l);
