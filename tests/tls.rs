@@ -113,7 +113,9 @@ fn a_renewed_certificate_is_served_after_a_reload() {
         "the renewed certificate is not served after a reload: {}",
         bulb.logs()
     );
-    assert_eq!(status_trusting(port, &old_ca.cert), 0);
+    // Once the old process has drained and exited, only the new one is left.
     assert!(bulb.wait_exit(Duration::from_secs(10)).is_some());
+    assert_eq!(status_trusting(port, &old_ca.cert), 0);
+    assert_eq!(status_trusting(port, &new_ca.cert), 200);
     bulb.stop_successors();
 }
