@@ -197,17 +197,21 @@ fn sigquit_upgrade_under_load() {
 }
 
 #[test]
-fn daemon_mode_writes_pid_file_and_serves() {
+fn daemon_mode_writes_pid_file_serves_and_reloads() {
     let a = Backend::start("a", Mode::Ok);
+    let b = Backend::start("b", Mode::Ok);
     let dir = tempdir();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let conf = dir.join("bulb.yaml");
     let yaml = Bulb::render(&Conf::web(&[&a]).no_admin().yaml(), addr, addr, &dir);
     std::fs::write(&conf, yaml).unwrap();
+    // A relative path, as typed in a shell: it must still be found after
+    // daemonizing (which leaves the working directory), on reload.
     let st = std::process::Command::new(bulb_bin())
+        .current_dir(&dir)
         .arg("-d")
         .arg("-c")
-        .arg(&conf)
+        .arg("bulb.yaml")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -226,6 +230,15 @@ fn daemon_mode_writes_pid_file_and_serves() {
         .trim()
         .parse()
         .unwrap();
+    let yaml = Bulb::render(&Conf::web(&[&b]).no_admin().yaml(), addr, addr, &dir);
+    std::fs::write(&conf, yaml).unwrap();
+    signal(pid, "HUP");
+    assert!(
+        wait_for(Duration::from_secs(5), || get(addr, "/")
+            .is_ok_and(|r| r.body == "b"))
+        .is_some(),
+        "the daemon did not reload its (relative) configuration file"
+    );
     signal(pid, "TERM");
     assert!(
         wait_for(Duration::from_secs(5), || TcpStream::connect(addr).is_err()).is_some(),
