@@ -61,9 +61,6 @@ pub fn run(
             std::mem::take(&mut config.server)
         }
     };
-    // bulb drains itself (see control::drain_then_exit): in-flight requests
-    // get up to graceful_shutdown_timeout_seconds, an idle process exits at
-    // once. Pingora must not drop the runtimes before that.
     // Daemonizing moves to `/` unless `working_directory` says otherwise:
     // stay where bulb was started, so that relative paths (`-c bulb.yaml`,
     // certificates, logs) mean on reload and hand-over what they meant at
@@ -71,6 +68,9 @@ pub fn run(
     if cli.daemon && server_conf.working_directory.is_none() {
         server_conf.working_directory = std::env::current_dir().ok();
     }
+    // bulb drains itself (see control::drain_then_exit): in-flight requests
+    // get up to graceful_shutdown_timeout_seconds, an idle process exits at
+    // once. Pingora must not drop the runtimes before that.
     let drain = server_conf.graceful_shutdown_timeout_seconds.unwrap_or(5);
     let grace = server_conf.grace_period_seconds.unwrap_or(1).max(drain);
     server_conf.grace_period_seconds = Some(grace);
