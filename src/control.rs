@@ -46,6 +46,9 @@ pub struct Control {
     source: Source,
     handoff: crate::handoff::Handoff,
     drain_limit: Duration,
+    /// The successor this process handed its sockets to, once it has: the
+    /// process is draining, and reloads are the successor's to do.
+    successor: std::sync::Mutex<Option<u32>>,
 }
 
 /// How long nothing may be in flight before a stopping bulb exits: a
@@ -87,6 +90,7 @@ impl Control {
             source,
             handoff,
             drain_limit,
+            successor: std::sync::Mutex::new(None),
         }
     }
 
@@ -124,6 +128,10 @@ impl Control {
     /// Handle SIGHUP: validate the file, and swap the new runtime in, or
     /// keep the old one serving and say why.
     pub async fn reload(&self) {
+        if let Some(pid) = self.successor.lock().ok().and_then(|s| *s) {
+            warn!("SIGHUP ignored: this process has handed its sockets over and is draining; reload the successor (pid {pid})");
+            return;
+        }
         info!("SIGHUP: reloading configuration from {:?}", self.source);
         let cfg = match self.source.load() {
             Ok(c) => c,
@@ -155,7 +163,12 @@ impl Control {
                 fixed.join(", ")
             );
             match self.handoff.hand_over().await {
-                Ok(()) => return,
+                Ok(pid) => {
+                    if let Ok(mut s) = self.successor.lock() {
+                        *s = Some(pid);
+                    }
+                    return;
+                }
                 Err(e) => {
                     error!("reload rejected: listener change cannot be applied: {e}");
                     self.shared.metrics.reloads_err.fetch_add(1, Relaxed);

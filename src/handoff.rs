@@ -54,8 +54,8 @@ pub enum HandoffError {
 }
 
 impl Handoff {
-    /// Start the successor and hand the sockets over to it.
-    pub async fn hand_over(&self) -> Result<(), HandoffError> {
+    /// Start the successor and hand the sockets over to it; returns its pid.
+    pub async fn hand_over(&self) -> Result<u32, HandoffError> {
         let exe = std::env::current_exe().map_err(HandoffError::OwnExecutable)?;
         let sock = PathBuf::from(&self.upgrade_sock);
         // A stale socket file would make us signal too early.
@@ -74,9 +74,9 @@ impl Handoff {
                 exe: exe.clone(),
                 source,
             })?;
+        let pid = child.id().unwrap_or(0);
         info!(
-            "successor bulb started (pid {}), waiting for it on {}",
-            child.id().unwrap_or(0),
+            "successor bulb started (pid {pid}), waiting for it on {}",
             self.upgrade_sock
         );
         let path = sock.clone();
@@ -118,7 +118,7 @@ impl Handoff {
         if rc != 0 {
             return Err(HandoffError::Signal(std::io::Error::last_os_error()));
         }
-        Ok(())
+        Ok(pid)
     }
 }
 

@@ -337,3 +337,39 @@ fn reload_changing_the_upgrade_socket_is_rejected() {
     assert!(bulb.wait_exit(Duration::from_millis(500)).is_none());
     assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
 }
+
+#[test]
+fn a_second_sighup_during_a_hand_over_starts_no_second_successor() {
+    // A slow request keeps the old process draining after the hand-over;
+    // a SIGHUP it gets meanwhile (a second `systemctl reload`) must not
+    // start another successor, which would wait for sockets nobody sends.
+    let slow = Backend::start("slow", Mode::Slow(Duration::from_millis(2000)));
+    let base = Conf::web(&[&slow]).top(GRACE).yaml();
+    let mut bulb = Bulb::start(&base);
+    let addr = bulb.addr;
+    let h = std::thread::spawn(move || get(addr, "/"));
+    std::thread::sleep(Duration::from_millis(300));
+    bulb.rewrite(&base.replace(
+        "graceful_shutdown_timeout_seconds: 3",
+        "graceful_shutdown_timeout_seconds: 4",
+    ));
+    bulb.signal("HUP");
+    assert!(
+        wait_for(Duration::from_secs(10), || bulb
+            .logs()
+            .contains("successor bulb started"))
+        .is_some(),
+        "{}",
+        bulb.logs()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    bulb.signal("HUP");
+    let r = h.join().unwrap().expect("the in-flight request completes");
+    assert_eq!(r.status, 200);
+    assert!(bulb.wait_exit(Duration::from_secs(10)).is_some());
+    let logs = bulb.logs();
+    assert_eq!(logs.matches("successor bulb started").count(), 1, "{logs}");
+    assert!(logs.contains("SIGHUP ignored"), "{logs}");
+    assert_eq!(get(addr, "/").unwrap().status, 200);
+    bulb.stop_successors();
+}
