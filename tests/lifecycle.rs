@@ -326,13 +326,9 @@ fn reload_changing_the_upgrade_socket_is_rejected() {
     let mut bulb = Bulb::start(&conf("one.sock"));
     bulb.rewrite(&conf("two.sock"));
     bulb.signal("HUP");
-    assert!(
-        wait_for(Duration::from_secs(5), || bulb
-            .logs()
-            .contains("`upgrade_sock` cannot change on reload"))
-        .is_some(),
-        "{}",
-        bulb.logs()
+    bulb.expect_log(
+        "`upgrade_sock` cannot change on reload",
+        Duration::from_secs(5),
     );
     assert!(bulb.wait_exit(Duration::from_millis(500)).is_none());
     assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
@@ -354,14 +350,7 @@ fn a_second_sighup_during_a_hand_over_starts_no_second_successor() {
         "graceful_shutdown_timeout_seconds: 4",
     ));
     bulb.signal("HUP");
-    assert!(
-        wait_for(Duration::from_secs(10), || bulb
-            .logs()
-            .contains("successor bulb started"))
-        .is_some(),
-        "{}",
-        bulb.logs()
-    );
+    bulb.expect_log("successor bulb started", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     bulb.signal("HUP");
     let r = h.join().unwrap().expect("the in-flight request completes");

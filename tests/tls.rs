@@ -92,14 +92,7 @@ fn a_renewed_certificate_is_served_after_a_reload() {
     // old certificate stays in service.
     std::fs::write(&cert, "not a certificate\n").unwrap();
     bulb.signal("HUP");
-    assert!(
-        wait_for(Duration::from_secs(5), || bulb
-            .logs()
-            .contains("holds no PEM certificate"))
-        .is_some(),
-        "{}",
-        bulb.logs()
-    );
+    bulb.expect_log("holds no PEM certificate", Duration::from_secs(5));
     assert_eq!(status_trusting(port, &old_ca.cert), 200);
     // Renewed files at the same paths (as certbot leaves them), then SIGHUP.
     install(&new);

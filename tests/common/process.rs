@@ -172,6 +172,16 @@ impl Bulb {
         s
     }
 
+    /// Wait up to `limit` until the logs contain `text`; panics with them
+    /// if they do not.
+    pub fn expect_log(&self, text: &str, limit: Duration) {
+        assert!(
+            wait_for(limit, || self.logs().contains(text)).is_some(),
+            "no `{text}` in the logs:\n{}",
+            self.logs()
+        );
+    }
+
     /// Stop every bulb running with this config file: successors a
     /// hand-over started are not our children.
     pub fn stop_successors(&self) {
