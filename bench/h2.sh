@@ -20,7 +20,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --locked --bin bulb 2>&1 | tail -1
-ulimit -n 65536 || true
+ulimit -n 65536 2>/dev/null || true
 printf 'hello from h2c\n' > "$W/www/index.html"
 [ -f "$W/cert.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
   -days 30 -subj /CN=localhost -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null

@@ -19,7 +19,7 @@ fi
 head -c 16384 /dev/zero | tr '\0' 'x' > /tmp/bench-www/16k.txt
 # BULB_FEATURES=mimalloc bench/run.sh   measures the mimalloc build.
 cargo build --release --locked --bin bulb --example pingora_floor --example tokio_floor ${BULB_FEATURES:+--features "$BULB_FEATURES"} 2>&1 | tail -1
-ulimit -n 65536 || true
+ulimit -n 65536 2>/dev/null || true
 
 pids=()
 cleanup() {
