@@ -48,7 +48,7 @@ pub struct Control {
     drain_limit: Duration,
     /// The successor this process handed its sockets to, once it has: the
     /// process is draining, and reloads are the successor's to do.
-    successor: std::sync::Mutex<Option<u32>>,
+    successor: std::sync::OnceLock<u32>,
 }
 
 /// How long nothing may be in flight before a stopping bulb exits: a
@@ -90,7 +90,7 @@ impl Control {
             source,
             handoff,
             drain_limit,
-            successor: std::sync::Mutex::new(None),
+            successor: std::sync::OnceLock::new(),
         }
     }
 
@@ -128,7 +128,7 @@ impl Control {
     /// Handle SIGHUP: validate the file, and swap the new runtime in, or
     /// keep the old one serving and say why.
     pub async fn reload(&self) {
-        if let Some(pid) = self.successor.lock().ok().and_then(|s| *s) {
+        if let Some(pid) = self.successor.get() {
             warn!("SIGHUP ignored: this process has handed its sockets over and is draining; reload the successor (pid {pid})");
             return;
         }
@@ -164,13 +164,11 @@ impl Control {
             );
             match self.handoff.hand_over().await {
                 Ok(pid) => {
-                    if let Ok(mut s) = self.successor.lock() {
-                        *s = Some(pid);
-                    }
+                    let _ = self.successor.set(pid);
                     return;
                 }
                 Err(e) => {
-                    error!("reload rejected: listener change cannot be applied: {e}");
+                    error!("reload rejected: the hand-over to a new process failed: {e}");
                     self.shared.metrics.reloads_err.fetch_add(1, Relaxed);
                     return;
                 }

@@ -299,6 +299,24 @@ fn grpc_health_check_not_serving_gets_no_calls() {
     assert!(got.iter().any(|n| n == "b"), "{got:?}");
 }
 
+/// `n` unary calls.
+fn unary_calls(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"kind": "unary", "method": "Unary", "msgs": [i.to_string()]}))
+        .collect()
+}
+
+/// Runs `ops` and then a `Peers` call over one channel to `bulb`, all of
+/// which must succeed: the connections the backend has seen.
+fn peers_after(bulb: &Bulb, mut ops: Vec<Value>) -> usize {
+    ops.push(json!({"kind": "unary", "method": "Peers", "msgs": [""]}));
+    let rs = grpc_calls(bulb.addr, &Value::Array(ops), Channel::Clear(None));
+    assert!(codes(&rs).iter().all(|c| *c == "OK"), "{rs:?}");
+    serde_json::from_str::<Vec<String>>(&responses(rs.last().unwrap())[0])
+        .unwrap()
+        .len()
+}
+
 /// The backend connections (client addresses the backend saw) with
 /// `max_h2_streams: streams`: after 30 sequential calls and a stream, and
 /// after three rounds, from three client connections in turn, of 20
@@ -309,24 +327,15 @@ fn backend_connections(streams: u32) -> (usize, usize) {
         &[&a],
         &format!("    max_h2_streams: {streams}\n"),
     ));
-    let peers = |ops: &mut Vec<Value>| {
-        ops.push(json!({"kind": "unary", "method": "Peers", "msgs": [""]}));
-        let rs = grpc_calls(bulb.addr, &Value::Array(ops.clone()), Channel::Clear(None));
-        assert!(codes(&rs).iter().all(|c| *c == "OK"), "{rs:?}");
-        serde_json::from_str::<Vec<String>>(&responses(rs.last().unwrap())[0])
-            .unwrap()
-            .len()
-    };
-    let mut sequential: Vec<Value> = (0..30)
-        .map(|i| json!({"kind": "unary", "method": "Unary", "msgs": [i.to_string()]}))
-        .collect();
+    let mut sequential = unary_calls(30);
     sequential.push(json!({"kind": "bidi", "method": "Bidi", "msgs": ["p", "q"]}));
-    let after_sequential = peers(&mut sequential);
+    let after_sequential = peers_after(&bulb, sequential);
     let mut total = 0;
     for _ in 0..3 {
-        total = peers(&mut vec![
-            json!({"kind": "parallel", "method": "Slow", "n": 20}),
-        ]);
+        total = peers_after(
+            &bulb,
+            vec![json!({"kind": "parallel", "method": "Slow", "n": 20})],
+        );
     }
     println!("max_h2_streams {streams}: {after_sequential} connections after sequential calls, {total} after concurrent ones");
     (after_sequential, total)
@@ -412,17 +421,13 @@ fn transport_mistakes_are_config_errors() {
 /// How many connections the backend has seen after `calls` sequential
 /// calls through `bulb` (asked for in a call of its own, after them).
 fn connections_after_calls(bulb: &Bulb, calls: usize) -> usize {
-    let ops: Vec<Value> = (0..calls)
-        .map(|i| json!({"kind": "unary", "method": "Unary", "msgs": [i.to_string()]}))
-        .collect();
-    let rs = grpc_calls(bulb.addr, &Value::Array(ops), Channel::Clear(None));
+    let rs = grpc_calls(
+        bulb.addr,
+        &Value::Array(unary_calls(calls)),
+        Channel::Clear(None),
+    );
     assert!(codes(&rs).iter().all(|c| *c == "OK"), "{rs:?}");
-    let peers = json!([{"kind": "unary", "method": "Peers", "msgs": [""]}]);
-    let rs = grpc_calls(bulb.addr, &peers, Channel::Clear(None));
-    assert_eq!(codes(&rs), ["OK"], "{rs:?}");
-    serde_json::from_str::<Vec<String>>(&responses(&rs[0])[0])
-        .unwrap()
-        .len()
+    peers_after(bulb, Vec::new())
 }
 
 #[test]

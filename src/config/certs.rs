@@ -135,14 +135,43 @@ pub fn load_client(cert: &str, key: &str) -> Result<Arc<CertKey>, CertError> {
 /// them changed (a renewed certificate at the same paths) hands over to a
 /// new process, which loads them.
 pub fn check_listener(cert: &str, key: &str) -> Result<u64, CertError> {
-    use std::hash::{DefaultHasher, Hash, Hasher};
     let (chain, der, parsed) = chain_and_key(cert, key)?;
     ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(rustls_chain(&chain), parsed)
         .map_err(|e| mismatch(cert, key, e))?;
+    Ok(contents_hash(
+        chain.iter().map(Vec::as_slice).chain([der.as_slice()]),
+    ))
+}
+
+/// The key that keeps apart backend connections made under different
+/// trusted roots or client certificates: a hash of their contents. Pingora's
+/// reuse hash leaves the roots out and takes only the client certificate's
+/// serial; the same files reloaded give the same key, so a reload keeps the
+/// pooled TLS connections.
+pub fn pool_key(ca: Option<&CaType>, client: Option<&CertKey>) -> u64 {
+    let roots = ca
+        .into_iter()
+        .flatten()
+        .map(|r| r.borrow_raw_cert().as_slice());
+    let client = client.into_iter().flat_map(|c| {
+        std::iter::once(c.leaf())
+            .chain(c.intermediates())
+            .map(|x| x.borrow_raw_cert().as_slice())
+            .chain([c.key().as_slice()])
+    });
+    // A separator between the roots and the client's parts.
+    contents_hash(roots.chain([&b""[..]]).chain(client))
+}
+
+/// A hash of the contents of certificates and keys (DER), in order: equal
+/// for equal files across config loads.
+fn contents_hash<'a>(parts: impl Iterator<Item = &'a [u8]>) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
     let mut h = DefaultHasher::new();
-    chain.hash(&mut h);
-    der.hash(&mut h);
-    Ok(h.finish())
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
 }

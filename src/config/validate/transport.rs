@@ -5,9 +5,6 @@ use super::Validator;
 use crate::config::certs;
 use crate::config::file::{UpstreamFile, UpstreamTlsFile};
 use crate::config::model::*;
-use pingora_core::protocols::tls::CaType;
-use pingora_core::utils::tls::CertKey;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// The most concurrent streams allowed on one backend connection.
 const MAX_H2_STREAMS: usize = 10_000;
@@ -127,7 +124,7 @@ impl Validator {
         UpstreamTls {
             sni,
             verify,
-            pool_key: pool_key(ca.as_deref(), client.as_deref()),
+            pool_key: certs::pool_key(ca.as_deref(), client.as_deref()),
             ca,
             client,
         }
@@ -163,27 +160,4 @@ impl Validator {
             );
         }
     }
-}
-
-/// The key that keeps apart backend connections made under different
-/// trusted roots or client certificates: a hash of their contents. Pingora's
-/// reuse hash leaves the roots out and takes only the client certificate's
-/// serial; the same files reloaded give the same key, so a reload keeps the
-/// pooled TLS connections.
-fn pool_key(ca: Option<&CaType>, client: Option<&CertKey>) -> u64 {
-    let mut h = DefaultHasher::new();
-    if let Some(roots) = ca {
-        roots.len().hash(&mut h);
-        for root in roots.iter() {
-            root.borrow_raw_cert().hash(&mut h);
-        }
-    }
-    if let Some(c) = client {
-        c.leaf().borrow_raw_cert().hash(&mut h);
-        for i in c.intermediates() {
-            i.borrow_raw_cert().hash(&mut h);
-        }
-        c.key().hash(&mut h);
-    }
-    h.finish()
 }
