@@ -11,6 +11,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admission;
 pub mod cli;
 pub mod config;
 pub mod control;

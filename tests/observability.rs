@@ -8,13 +8,6 @@ use std::time::Duration;
 const TCP_CHECK: &str =
     "    health_check: {kind: tcp, interval: 200ms, timeout: 200ms, unhealthy_after: 1, healthy_after: 1}\n";
 
-fn metric(text: &str, line_prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[test]
 fn healthz_status_and_metrics() {
     let a = Backend::start("a", Mode::Ok);

@@ -171,6 +171,50 @@ fn a_dead_backend_is_skipped_and_its_sessions_end() {
     // New sessions all reach `b` (connect failures retried, then ejected).
     let m = names(bulb.addr, 10, None);
     assert_eq!(m.get("b"), Some(&10), "{m:?}");
+    // Retries are counted as for HTTP.
+    let text = bulb.admin_get("/metrics").body;
+    let retries = metric(&text, "bulb_retries_total ").unwrap_or(0.0);
+    assert!(retries >= 1.0, "{text}");
+}
+
+#[test]
+fn queue_rejections_on_a_tcp_listener_are_counted() {
+    let one = TcpBackend::start("one", TcpMode::Echo);
+    let conf = tcp_conf(&[&one], "", "    queue: {size: 1, timeout: 300ms}\n").replace(
+        &format!("address: {}\n", one.addr),
+        &format!("{{address: {}, max_conns: 1}}\n", one.addr),
+    );
+    let bulb = Bulb::start(&conf);
+    settled(&bulb);
+    // The one slot, then one waiting in the queue, then one over the queue.
+    let depth = || {
+        let text = bulb.admin_get("/metrics").body;
+        metric(&text, "bulb_queue_depth{upstream=\"db\"}").unwrap_or(-1.0)
+    };
+    assert!(wait_for(Duration::from_secs(5), || depth() == 0.0).is_some());
+    let (first, _) = tcp_hello(bulb.addr, None).expect("the first session");
+    let queued = TcpStream::connect(bulb.addr).expect("connect");
+    assert!(
+        wait_for(Duration::from_secs(3), || depth() == 1.0).is_some(),
+        "the second session waits in the queue"
+    );
+    let over = TcpStream::connect(bulb.addr).expect("connect");
+    for s in [&queued, &over] {
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        let mut buf = [0u8; 8];
+        assert!(matches!((&*s).read(&mut buf), Ok(0) | Err(_)), "closed");
+    }
+    let text = bulb.admin_get("/metrics").body;
+    let count = |reason: &str| {
+        metric(
+            &text,
+            &format!("bulb_requests_rejected_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(count("queue_full"), Some(1.0), "{text}");
+    assert_eq!(count("queue_timeout"), Some(1.0), "{text}");
+    drop(first);
 }
 
 #[test]

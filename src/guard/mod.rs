@@ -34,7 +34,6 @@ use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{GetSocketDigest, Shutdown, Ssl, Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
@@ -93,17 +92,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             g.rearm();
             (g, limits.client_keepalive_timeout)
         } else {
-            let counted = Counted::new(&self.shared.open_connections);
-            let open = counted.open();
-            if limits
-                .max_client_connections
-                .is_some_and(|max| open > max as i64)
-            {
-                drop(counted);
-                self.shared
-                    .metrics
-                    .connections_refused
-                    .fetch_add(1, Relaxed);
+            let Some(counted) = crate::admission::connection(&self.shared) else {
                 if stream.get_ssl().is_none() {
                     let _ = stream
                         .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -111,7 +100,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 }
                 Shutdown::shutdown(stream.as_mut()).await;
                 return None;
-            }
+            };
             let g = Box::new(ClientStream::new(
                 stream,
                 limits.client_header_timeout,

@@ -133,14 +133,16 @@ fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
         .then(|| &s[prefix.len()..])
 }
 
-/// `Host` (RFC 9112 §3.2): HTTP/1.1 needs exactly one, HTTP/1.0 at most
-/// one; a present one must be a valid host with an optional port. With an
-/// absolute-form target the header is replaced, but must still not repeat.
+/// `Host` (RFC 9112 §3.2): HTTP/1.1 needs exactly one, even with an
+/// absolute-form target ("any HTTP/1.1 request message that lacks a Host
+/// header field"), HTTP/1.0 at most one; a present one must be a valid host
+/// with an optional port. With an absolute-form target the header is
+/// replaced by the target's authority, but must still not repeat.
 fn host(req: &RequestHeader, absolute: bool) -> std::result::Result<(), Refusal> {
     let mut hosts = req.headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => Err(400),
-        (None, None) if req.version == Version::HTTP_11 && !absolute => Err(400),
+        (None, None) if req.version == Version::HTTP_11 => Err(400),
         (Some(h), None) if !absolute && !valid_host(h.as_bytes()) => Err(400),
         _ => Ok(()),
     }
@@ -403,6 +405,13 @@ mod tests {
         assert_eq!(check11(b"/", &[("Host", "a"), ("Host", "a")]), Err(400));
         let abs = check11(b"HTTP://b.example:81?q=1", &[("Host", "a")]).expect("ok");
         assert_eq!(abs.absolute, Some(("b.example:81".into(), "/?q=1".into())));
+        assert_eq!(
+            check11(b"http://b.example/", &[]),
+            Err(400),
+            "absolute-form HTTP/1.1 without Host"
+        );
+        let r = req("GET", b"http://b.example/", Version::HTTP_10, &[]);
+        assert!(check(&r, false, 16384).is_ok(), "HTTP/1.0 needs no Host");
         assert_eq!(check11(b"ftp://b/", &[("Host", "a")]), Err(400));
         assert_eq!(check11(b"http://u@b/", &[("Host", "a")]), Err(400));
         assert_eq!(check11(b"*", &[("Host", "a")]), Err(400), "* needs OPTIONS");

@@ -2,13 +2,13 @@
 //! request meets them:
 //!
 //! 1. [`admit`]: [`checks`] on the head, routing, `Expect`, [`body`] buffering;
-//! 2. [`upstream`]: the backend for each [`attempt`], and the retry rule;
+//! 2. [`upstream`]: the backend for each attempt, through
+//!    [`admission`](crate::admission) (lease, queue, retry rule) as for TCP;
 //! 3. [`forward`]: headers edited on the way up and back;
 //! 4. [`respond`]: the status of a request that could not be proxied;
 //! 5. [`log`]: counters and the access log.
 
 pub mod admit;
-pub mod attempt;
 pub mod body;
 pub mod checks;
 pub mod forward;
@@ -16,19 +16,17 @@ pub mod log;
 pub mod respond;
 pub mod upstream;
 
+use crate::admission::attempt::{Attempts, Failure, Retry};
 use crate::config::{Algorithm, TimeMetric, UpstreamProtocol};
-use crate::pool::queue::Busy;
 use crate::pool::Pool;
 use crate::state::{Shared, WorkGuard};
 use async_trait::async_trait;
-use attempt::{Attempts, Failure, Retry};
 use http::header;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -127,17 +125,19 @@ impl ProxyHttp for Proxy {
             b""
         };
         let retry = ctx.attempts.count() > 0;
-        let lease = match pool.lease(key, ctx.attempts.tried()) {
-            Ok(l) => l,
-            Err(Busy::Unusable) => return Err(upstream::no_backend(retry)),
-            Err(Busy::Full) => {
-                let key = key.to_vec();
-                upstream::queue(&self.shared, session, &pool, &key, ctx.attempts.tried()).await?
-            }
-        };
-        if retry {
-            self.shared.metrics.retries.fetch_add(1, Relaxed);
-        }
+        // The queue watches the client while the key is still needed: a
+        // hashed key is copied out of the request head first.
+        let key = key.to_vec();
+        let lease = crate::admission::lease(
+            &self.shared.metrics,
+            &pool,
+            &key,
+            ctx.attempts.tried(),
+            retry,
+            upstream::client_gone(session),
+        )
+        .await
+        .map_err(upstream::refused)?;
         let backend = ctx.attempts.start(lease);
         Ok(Box::new(crate::peer::peer_for(backend, &pool.cfg)))
     }

@@ -1,17 +1,13 @@
 //! Upstream choice: the request's host for routing, the consistent-hash
-//! key, and the queue when every backend is full.
+//! key, and what a request that admission refused is answered.
 
+use crate::admission::Refused;
 use crate::config::HashKey;
-use crate::pool::queue::Rejected;
-use crate::pool::{Lease, Pool, Tried};
-use crate::state::Shared;
 use http::header;
-use pingora_error::Result;
 use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// The request's host: the URI authority (HTTP/2) or `Host` (HTTP/1, where
 /// an absolute-form target was already turned into `Host`).
@@ -57,52 +53,28 @@ pub fn hash_key<'a>(
     }
 }
 
-/// Every usable backend of `pool` is at `max_conns`: wait in its queue
-/// (503 at once without one, or when it is full; 503 after its timeout).
-/// A client that goes away while waiting leaves the queue.
-pub async fn queue(
-    shared: &Shared,
-    session: &mut Session,
-    pool: &Pool,
-    key: &[u8],
-    tried: &Tried,
-) -> Result<Lease> {
-    let m = &shared.metrics;
-    let Some(q) = pool.cfg.queue else {
-        m.queue_full.fetch_add(1, Relaxed);
-        return Err(Error::explain(
-            ErrorType::HTTPStatus(503),
-            "every backend at max_conns",
-        ));
-    };
-    let waited = if session.as_downstream_mut().is_body_done() {
-        // Nothing more to read: a read that ends is the client leaving.
-        tokio::select! {
-            r = pool.wait_lease(key, tried, q) => r,
-            _ = session.as_downstream_mut().read_body_or_idle(true) => {
-                return Err(Error::explain(ErrorType::ConnectionClosed, "client left the queue").into_down());
-            }
+/// The error for a request that [`admission::lease`](crate::admission::lease)
+/// refused: 502 after failed tries, 503 when nothing was usable or the
+/// queue said no; a client that left the queue closed its own connection.
+pub fn refused(r: Refused) -> Box<Error> {
+    let status = match r {
+        Refused::ClientLeft => {
+            return Error::explain(ErrorType::ConnectionClosed, r.reason()).into_down()
         }
-    } else {
-        pool.wait_lease(key, tried, q).await
+        Refused::NoBackend { tried_any: true } => 502,
+        _ => 503,
     };
-    waited.map_err(|r| {
-        let (counter, why) = match r {
-            Rejected::QueueFull => (&m.queue_full, "queue full"),
-            Rejected::Timeout => (&m.queue_timeout, "queue timeout"),
-            Rejected::Unusable => return no_backend(false),
-        };
-        counter.fetch_add(1, Relaxed);
-        Error::explain(ErrorType::HTTPStatus(503), why)
-    })
+    Error::explain(ErrorType::HTTPStatus(status), r.reason())
 }
 
-/// The error when no backend can be tried: 502 after failed tries, 503
-/// when nothing was usable to begin with.
-pub fn no_backend(tried_any: bool) -> Box<Error> {
-    if tried_any {
-        Error::explain(ErrorType::HTTPStatus(502), "every tried backend failed")
+/// Completes when the client goes away while its request waits in a queue:
+/// with the request body fully read, any read that ends is the client leaving.
+/// Never completes while a body is still to be read.
+pub async fn client_gone(session: &mut Session) {
+    let downstream = session.as_downstream_mut();
+    if downstream.is_body_done() {
+        let _ = downstream.read_body_or_idle(true).await;
     } else {
-        Error::explain(ErrorType::HTTPStatus(503), "no usable backend")
+        std::future::pending::<()>().await
     }
 }

@@ -8,9 +8,10 @@ pub mod proxy_protocol;
 pub mod relay;
 
 use crate::access_log::SessionEntry;
+use crate::admission::attempt::{Attempts, Failure, Retry};
+use crate::admission::{self, Refused};
 use crate::config::{Algorithm, TcpSpec};
-use crate::pool::queue::Busy;
-use crate::pool::{BackendState, Lease, Pool, SessionEnd, Tried};
+use crate::pool::{BackendState, Lease, Pool, SessionEnd};
 use crate::state::Shared;
 use async_trait::async_trait;
 use log::{debug, warn};
@@ -45,42 +46,47 @@ impl TcpProxy {
         }
     }
 
-    /// Connect to a backend of `pool` for a client at `ip`, trying another
-    /// backend after a connect failure, up to `retries`.
-    async fn connect(&self, pool: &Pool, ip: Option<IpAddr>) -> Option<(Lease, TcpStream)> {
+    /// Connect to a backend of `pool` for a client at `ip`, through the
+    /// same admission as HTTP (cap, queue, retry rule): another backend
+    /// after a connect failure, up to `retries`.
+    async fn connect(
+        &self,
+        pool: &Pool,
+        ip: Option<IpAddr>,
+    ) -> Result<(Lease, TcpStream), Refused> {
         let mut buf = [0u8; 16];
         let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
             crate::pool::selection::ip_key(ip, &mut buf)
         } else {
             b""
         };
-        let mut tried = Tried::default();
-        for _ in 0..=pool.cfg.retries {
-            let lease = match pool.lease(key, &tried) {
-                Ok(l) => l,
-                Err(Busy::Full) => {
-                    // Every backend at max_conns: wait in the queue, if any.
-                    let q = pool.cfg.queue?;
-                    pool.wait_lease(key, &tried, q).await.ok()?
-                }
-                Err(Busy::Unusable) => return None,
-            };
-            tried.push(lease.backend().addr);
-            let decay = pool.cfg.least_time.decay;
-            match self.open(lease.backend(), pool).await {
+        let mut attempts = Attempts::default();
+        loop {
+            let retry = attempts.count() > 0;
+            let metrics = &self.shared.metrics;
+            // A client that leaves while queued is noticed when its session starts.
+            let gone = std::future::pending();
+            let lease = admission::lease(metrics, pool, key, attempts.tried(), retry, gone).await?;
+            let backend = attempts.start(lease).clone();
+            match self.open(&backend, pool).await {
                 Ok(s) => {
+                    let lease = attempts
+                        .finish()
+                        .ok_or(Refused::NoBackend { tried_any: true })?;
                     // least_time on a TCP listener measures connect time.
-                    lease.backend().record_time(lease.elapsed(), decay);
-                    return Some((lease, s));
+                    backend.record_time(lease.elapsed(), pool.cfg.least_time.decay);
+                    return Ok((lease, s));
                 }
                 Err(e) => {
-                    let addr = &lease.backend().addr_str;
-                    warn!("upstream {}: cannot connect to {addr}: {e}", pool.cfg.name);
-                    pool.report_failure(&lease, true);
+                    let (upstream, addr) = (&pool.cfg.name, &backend.addr_str);
+                    warn!("upstream {upstream}: cannot connect to {addr}: {e}");
+                    if attempts.failed(pool, Failure::Connect, true) == Retry::No {
+                        return Err(Refused::NoBackend { tried_any: true });
+                    }
+                    attempts.end();
                 }
             }
         }
-        None
     }
 
     async fn open(&self, b: &BackendState, pool: &Pool) -> std::io::Result<TcpStream> {
@@ -166,21 +172,8 @@ impl ServerApp for TcpProxy {
     ) -> Option<Stream> {
         // A stop waits for open sessions (up to the graceful timeout).
         let _work = self.shared.work.begin();
-        let counted = crate::guard::Counted::new(&self.shared.open_connections);
-        let max = self
-            .shared
-            .runtime
-            .load()
-            .config
-            .limits
-            .max_client_connections;
-        if max.is_some_and(|m| counted.open() > m as i64) {
-            self.shared
-                .metrics
-                .connections_refused
-                .fetch_add(1, Relaxed);
-            return None; // closed at once
-        }
+        // Over max_client_connections: closed at once.
+        let _counted = admission::connection(&self.shared)?;
         let start = Instant::now();
         let client = match own(&stream) {
             Ok(s) => s,
@@ -207,10 +200,14 @@ impl ServerApp for TcpProxy {
         // Boxed: the connector's future is large and would otherwise stay
         // part of every session's (idle) task for its whole life.
         let connect = Box::pin(self.connect(pool, peer.map(|p| p.ip())));
-        let Some((lease, backend)) = connect.await else {
-            // Nothing usable or reachable: close the client at once.
-            session.finish(&self.shared, None, SessionEnd::NoBackend, &meter);
-            return None;
+        let (lease, backend) = match connect.await {
+            Ok(c) => c,
+            Err(why) => {
+                // Nothing usable, reachable or free: close the client at once.
+                debug!("tcp {local}: {}", why.reason());
+                session.finish(&self.shared, None, SessionEnd::NoBackend, &meter);
+                return None;
+            }
         };
         let end = serve(spec, &client, &backend, peer, local, &meter).await;
         session.finish(&self.shared, Some(lease.backend()), end, &meter);

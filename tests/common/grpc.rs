@@ -1,4 +1,8 @@
 //! Real gRPC and HTTPS peers (Python grpcio, `tests/peers/grpc_peer.py`).
+//!
+//! The peers run in a virtual environment the tests make themselves under
+//! `target/tmp/pyenv` (a stock Debian refuses `pip install` into the system
+//! Python, PEP 668); it is made once and reused by later runs.
 
 use super::certs::Leaf;
 use serde_json::Value;
@@ -6,9 +10,65 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/grpc_peer.py")
+}
+
+/// What the peers import; the environment is ready when all of them load.
+const PACKAGES: [&str; 2] = ["grpcio", "grpcio-health-checking"];
+
+/// The Python interpreter of the peers' virtual environment, made on first use.
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
+        let python = dir.join("bin/python");
+        let ready = |py: &Path| {
+            Command::new(py)
+                .args(["-c", "import grpc, grpc_health.v1"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if ready(&python) {
+            return python;
+        }
+        // Built beside and renamed into place, so that a half-made
+        // environment (an interrupted run, a parallel test binary) is never used.
+        let building = dir.with_extension(format!("building-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&building);
+        run(
+            Command::new("python3").arg("-m").arg("venv").arg(&building),
+            "python3 -m venv (Debian: apt-get install python3-venv)",
+        );
+        run(
+            Command::new(building.join("bin/python"))
+                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+                .args(PACKAGES),
+            "pip install grpcio grpcio-health-checking into the test environment",
+        );
+        if std::fs::rename(&building, &dir).is_err() {
+            if ready(&python) {
+                let _ = std::fs::remove_dir_all(&building); // another run made it first
+            } else {
+                let _ = std::fs::remove_dir_all(&dir); // a broken one from an older run
+                let _ = std::fs::rename(&building, &dir);
+            }
+        }
+        assert!(ready(&python), "{} cannot import grpc", python.display());
+        python
+    })
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A gRPC (or HTTPS) server process.
@@ -21,13 +81,13 @@ pub struct GrpcPeer {
 
 impl GrpcPeer {
     fn spawn(args: &[&str]) -> GrpcPeer {
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(script())
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("python3 (the CI script installs grpcio)");
+            .expect("the peers' python");
         let stdin = child.stdin.take().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
@@ -35,9 +95,7 @@ impl GrpcPeer {
         let port: u16 = line
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| {
-                panic!("peer {args:?} did not start (is grpcio installed? `pip install grpcio grpcio-health-checking`): {line:?}")
-            });
+            .unwrap_or_else(|| panic!("peer {args:?} did not start: {line:?}"));
         GrpcPeer {
             child,
             stdin,
@@ -97,7 +155,7 @@ pub enum Channel<'a> {
 
 /// Run gRPC calls (`ops`, see grpc_peer.py) over one channel to `target`.
 pub fn grpc_calls(target: SocketAddr, ops: &Value, channel: Channel) -> Vec<Value> {
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(python());
     cmd.arg(script())
         .args(["call", &target.to_string(), &ops.to_string()]);
     match channel {
@@ -109,7 +167,7 @@ pub fn grpc_calls(target: SocketAddr, ops: &Value, channel: Channel) -> Vec<Valu
             cmd.args(["--ca", ca, "--name", name]);
         }
     }
-    let out = cmd.output().expect("python3");
+    let out = cmd.output().expect("the peers' python");
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str::<Value>(&text)
         .unwrap_or_else(|e| {

@@ -250,6 +250,15 @@ pub fn signal(pid: i32, sig: &str) {
 }
 
 /// Poll `f` every 20 ms until it is true or `limit` passes; returns the time taken.
+/// The value of the first metric line of `text` (Prometheus text format)
+/// that starts with `line_prefix` (a name, or a name with its labels).
+pub fn metric(text: &str, line_prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     let t = Instant::now();
     while t.elapsed() < limit {

@@ -14,7 +14,8 @@
 //! - any request-line error is reported as [`Error::RequestLine`], which
 //!   Pingora answers with 400 instead of rewriting the target;
 //! - a chunk line is `1*HEXDIG *( BWS ";" BWS token [ BWS "=" BWS ( token /
-//!   quoted-string ) ] ) BWS CRLF` with at most 16 hex digits (RFC 9112 §7.1).
+//!   quoted-string ) ] ) BWS CRLF` whose size fits 64 bits, leading zeros
+//!   allowed in any number (RFC 9112 §7.1).
 
 use crate::{Error, InvalidChunkSize, Status};
 
@@ -101,8 +102,8 @@ pub(crate) fn parse_chunk_size(buf: &[u8]) -> Result<Status<(usize, u64)>, Inval
             b'A'..=b'F' => b - b'A' + 10,
             _ => break,
         };
-        if i == 16 {
-            return Err(InvalidChunkSize); // past 2^64
+        if size >> 60 != 0 {
+            return Err(InvalidChunkSize); // the value would pass 2^64 - 1
         }
         size = (size << 4) | u64::from(d);
         i += 1;
@@ -240,6 +241,9 @@ mod tests {
             (b"aB;x\r\n", 6, 0xab),
             (b"5 ; name = \"v\\\"al\" ;b\r\n", 23, 5),
             (b"ffffffffffffffff\r\n", 18, u64::MAX),
+            (b"00000000000000000000004e\r\n", 26, 0x4e),
+            (b"0000000000000000000ffffffffffffffff\r\n", 37, u64::MAX),
+            (b"00000000000000000000\r\n\r\n", 22, 0),
         ];
         for (buf, at, size) in ok {
             assert_eq!(parse_chunk_size(buf), Ok(Status::Complete((*at, *size))));
@@ -255,6 +259,7 @@ mod tests {
             b"5;a=\r\n",
             b"5x\r\n",
             b"10000000000000000\r\n",
+            b"0000010000000000000000\r\n",
             b"5\rx",
             b"-5\r\n",
             b"0x5\r\n",

@@ -128,6 +128,11 @@ impl Attempts {
         }
     }
 
+    /// The lease of the current try, for a session that keeps it (TCP).
+    pub fn finish(mut self) -> Option<Lease> {
+        self.current.take()
+    }
+
     /// The backend of the last attempt (after [`end`](Self::end)).
     pub fn last(&self) -> Option<&Arc<BackendState>> {
         self.last.as_ref()
