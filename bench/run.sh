@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: bulb vs nginx vs HAProxy vs the Pingora floor
+# Side-by-side benchmark: bulb vs nginx vs HAProxy vs Caddy vs the Pingora floor
 # (examples/pingora_floor.rs) and the tokio floor (examples/tokio_floor.rs: a
 # hand-written proxy on tokio alone), one worker each, over three nginx static backends.
 # Usage: bench/run.sh [SECONDS_PER_RUN=6] [REPEATS=3] [IDLE_CONNS=5000]   (then bench/h2.sh; H2=0 skips it)
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 DUR=${1:-6}; REPS=${2:-3}; IDLE=${3:-5000}
 B=$(pwd)/bench; W=/tmp/bulb-bench; mkdir -p "$W" /tmp/bench-www
 need=()
-for t in nginx haproxy wrk python3 cmake; do command -v $t >/dev/null || need+=("$t"); done
+for t in nginx haproxy caddy wrk python3 cmake; do command -v $t >/dev/null || need+=("$t"); done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -28,6 +28,7 @@ cleanup() {
   # The tokio floor has no signal handler, and a script's background job ignores SIGINT.
   [ -n "${TOKIO:-}" ] && kill -TERM "$TOKIO" 2>/dev/null || true
   [ -f /tmp/bench-haproxy.pid ] && kill "$(cat /tmp/bench-haproxy.pid)" 2>/dev/null || true
+  [ -n "${CADDY:-}" ] && kill -TERM "$CADDY" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -35,6 +36,8 @@ trap cleanup EXIT INT TERM
 nginx -c "$B/peers/backends.nginx.conf" & pids+=($!)
 nginx -c "$B/peers/lb.nginx.conf" & pids+=($!); NGINX_MASTER=$!
 haproxy -f "$B/peers/lb.haproxy.cfg" -D -p /tmp/bench-haproxy.pid
+# Caddy: one worker thread's worth of Go scheduler, like the others' one worker.
+GOMAXPROCS=1 caddy run --adapter caddyfile --config "$B/peers/lb.Caddyfile" > "$W/caddy.log" 2>&1 & CADDY=$!
 cat > "$W/bulb.yaml" <<YAML
 threads: 1
 pid_file: $W/bulb.pid
@@ -54,14 +57,14 @@ if [ -n "${BULB_BASE:-}" ]; then
 fi
 RUST_LOG=warn target/release/examples/pingora_floor 127.0.0.1:8084 127.0.0.1:9101 127.0.0.1:9102 127.0.0.1:9103 & pids+=($!); FLOOR=$!
 target/release/examples/tokio_floor 127.0.0.1:8086 127.0.0.1:9101 127.0.0.1:9102 127.0.0.1:9103 & pids+=($!); TOKIO=$!
-for p in 9101 8081 8082 8083 8084 8086 ${BASE:+8085}; do
+for p in 9101 8081 8082 8083 8084 8086 8087 ${BASE:+8085}; do
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
 sleep 1
 
 # SYSTEMS="bulb" / WORKLOADS="/|keep-alive" narrow a run; BULB_ACCESS_LOG=/path turns bulb's access log on.
-read -r -a systems <<< "${SYSTEMS:-nginx haproxy bulb floor tokio${BASE:+ base}}"
-declare -A port=([nginx]=8081 [haproxy]=8082 [bulb]=8083 [floor]=8084 [tokio]=8086 [base]=8085)
+read -r -a systems <<< "${SYSTEMS:-nginx haproxy caddy bulb floor tokio${BASE:+ base}}"
+declare -A port=([nginx]=8081 [haproxy]=8082 [caddy]=8087 [bulb]=8083 [floor]=8084 [tokio]=8086 [base]=8085)
 read -r -a workloads <<< "${WORKLOADS:-/|keep-alive /16k|keep-alive /|close}"
 RES="$W/results.txt"; : > "$RES"
 
@@ -75,7 +78,7 @@ cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 nginx_worker=$(pgrep -P "$NGINX_MASTER" | head -1)
 haproxy_pid=$(cat /tmp/bench-haproxy.pid)
-declare -A mempid=([nginx]=$nginx_worker [haproxy]=$haproxy_pid [bulb]=$BULB [floor]=$FLOOR [tokio]=$TOKIO [base]=$BASE)
+declare -A mempid=([nginx]=$nginx_worker [haproxy]=$haproxy_pid [caddy]=$CADDY [bulb]=$BULB [floor]=$FLOOR [tokio]=$TOKIO [base]=$BASE)
 
 for wl in "${workloads[@]}"; do
   path=${wl%%|*}; mode=${wl##*|}
@@ -117,7 +120,7 @@ rows = [l.split() for l in open(sys.argv[1])]
 res = {}
 for path, mode, s, rps, p50, p99, errs, usr, sys_ in rows:
     res.setdefault((path, mode), {}).setdefault(s, []).append((float(rps or 0), float(p50 or 0), float(p99 or 0), int(float(errs or 0)), float(usr) + float(sys_), float(usr)))
-systems = ["nginx", "haproxy", "bulb", "floor", "tokio", "base"]
+systems = ["nginx", "haproxy", "caddy", "bulb", "floor", "tokio", "base"]
 print(f"\n{'workload':<22}{'system':<9}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'cpu us/req':>12}{'(user)':>8}")
 for (path, mode), by in res.items():
     med = {s: (st.median(x[0] for x in v), st.median(x[1] for x in v), st.median(x[2] for x in v), sum(x[3] for x in v), st.median(x[4] for x in v), st.median(x[5] for x in v)) for s, v in by.items()}
@@ -128,7 +131,7 @@ for (path, mode), by in res.items():
     b = med.get("bulb")
     if b:
         ratios = ", ".join(f"{b[0]/med[s][0]:.2f}x {s}" for s in systems if s != "bulb" and med.get(s) and med[s][0] > 0)
-        p99 = ", ".join(f"{b[2]/med[s][2]:.2f}x {s}" for s in ("nginx", "haproxy") if med.get(s) and med[s][2] > 0)
+        p99 = ", ".join(f"{b[2]/med[s][2]:.2f}x {s}" for s in ("nginx", "haproxy", "caddy") if med.get(s) and med[s][2] > 0)
         cpu = ", ".join(f"{b[4]/med[s][4]:.2f}x {s}" for s in systems if s != "bulb" and med.get(s) and med[s][4] > 0)
         print(f"{'':<22}bulb req/s = {ratios}; bulb p99 = {p99}; bulb cpu/req = {cpu}")
 print(f"\n{'idle keep-alive clients':<24}{'system':<9}{'RSS before':>12}{'RSS after':>12}{'per conn':>10}")

@@ -22,8 +22,41 @@ pub const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+// Pingora's `insert_header` copies a `HeaderName` into its case map's name
+// and parses it back: a static string saves one allocation per header.
+const XFF: &str = "x-forwarded-for";
+const XFP: &str = "x-forwarded-proto";
+const XRI: &str = "x-real-ip";
+
+/// An address as text, formatted on the stack (no allocation).
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> Self {
+        use std::io::Write;
+        let mut t = IpText {
+            buf: [0; 48],
+            len: 0,
+        };
+        let mut w = &mut t.buf[..];
+        // The longest address text (IPv4-mapped IPv6) has 45 bytes.
+        let _ = write!(w, "{ip}");
+        t.len = 48 - w.len();
+        t
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_bytes(self.as_bytes()).ok()
+    }
+}
 
 /// The hop-by-hop headers present in `headers`, and those `Connection`
 /// names. `switching`: a protocol switch (WebSocket), where `Upgrade` and
@@ -81,29 +114,32 @@ pub fn edit_request_headers(
     for n in hop_by_hop(&req.headers, upgrade) {
         req.remove_header(&n);
     }
-    if let Some(ip) = peer {
-        let ip = ip.to_string();
+    if let Some(peer) = peer {
+        let ip = IpText::new(peer);
         let xff = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
             Some(prev) if !prev.is_empty() => {
-                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len);
                 v.extend_from_slice(prev);
                 v.extend_from_slice(b", ");
                 v.extend_from_slice(ip.as_bytes());
                 HeaderValue::from_bytes(&v).ok()
             }
-            _ => HeaderValue::from_str(&ip).ok(),
+            _ => ip.value(),
         };
         if let Some(xff) = xff {
-            req.insert_header(X_FORWARDED_FOR.clone(), xff)?;
+            req.insert_header(XFF, xff)?;
         }
-        if client == peer {
-            req.insert_header(X_REAL_IP.clone(), ip)?;
-        } else if let Some(c) = client {
-            req.insert_header(X_REAL_IP.clone(), c.to_string())?;
+        let real = match client {
+            Some(c) if c == peer => ip.value(),
+            Some(c) => IpText::new(c).value(),
+            None => None,
+        };
+        if let Some(real) = real {
+            req.insert_header(XRI, real)?;
         }
     }
     let proto = if tls { "https" } else { "http" };
-    req.insert_header(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto))?;
+    req.insert_header(XFP, HeaderValue::from_static(proto))?;
     Ok(())
 }
 
@@ -184,5 +220,31 @@ mod tests {
             .expect("header");
         edit_response_headers(&mut switch);
         assert_eq!(switch.headers.len(), 2);
+    }
+
+    #[test]
+    fn forwarding_headers_name_the_peer_and_the_client() {
+        let peer: IpAddr = "127.0.0.2".parse().unwrap();
+        let longest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+            .parse()
+            .unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        let mut req = RequestHeader::build("GET", b"/", None).expect("req");
+        req.append_header("X-Forwarded-For", "10.0.0.1")
+            .expect("header");
+        edit_request_headers(&mut req, Some(peer), Some(longest), false, true).expect("edit");
+        let get =
+            |r: &RequestHeader, n: &str| r.headers.get(n).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(
+            get(&req, "x-forwarded-for").as_deref(),
+            Some("10.0.0.1, 127.0.0.2")
+        );
+        assert_eq!(get(&req, "x-real-ip"), Some(longest.to_string()));
+        assert_eq!(get(&req, "x-forwarded-proto").as_deref(), Some("https"));
+        let mut req = RequestHeader::build("GET", b"/", None).expect("req");
+        edit_request_headers(&mut req, Some(v6), Some(v6), false, false).expect("edit");
+        assert_eq!(get(&req, "x-forwarded-for").as_deref(), Some("::1"));
+        assert_eq!(get(&req, "x-real-ip").as_deref(), Some("::1"));
+        assert_eq!(get(&req, "x-forwarded-proto").as_deref(), Some("http"));
     }
 }

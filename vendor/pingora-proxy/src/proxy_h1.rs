@@ -113,7 +113,10 @@ where
             return (false, true, Some(e));
         }
 
-        session.set_upstream_h1_upgrade_request_status(is_h1_upgrade_req(&req));
+        let upgrade = is_h1_upgrade_req(&req);
+        session.set_upstream_h1_upgrade_request_status(upgrade);
+        // bulb patch: a request without a body skips the two halves below.
+        let direct = Self::h1_direct_eligible(session, upgrade);
 
         session.upstream_compression.request_filter(&req);
 
@@ -124,6 +127,13 @@ where
             Err(e) => {
                 return (false, false, Some(e.into_up()));
             }
+        }
+
+        if direct {
+            return match self.proxy_1to1_direct(session, client_session, ctx).await {
+                Ok((downstream, upstream)) => (downstream, upstream, None),
+                Err(e) => (false, false, Some(e)),
+            };
         }
 
         let mut downstream_custom_message_writer = session
@@ -851,7 +861,7 @@ where
         Ok(reuse_downstream)
     }
 
-    async fn h1_response_filter(
+    pub(crate) async fn h1_response_filter(
         &self,
         session: &mut Session,
         mut task: HttpTask,

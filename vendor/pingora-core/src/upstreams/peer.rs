@@ -261,6 +261,17 @@ pub trait Peer: Display + Clone {
         self.address().check_fd_match(fd)
     }
 
+    /// Whether an idle pooled `stream` may serve this peer. By default
+    /// [`Peer::matches_fd`] on its descriptor.
+    ///
+    /// bulb patch (vendor/pingora-core/PATCH.md, "The upstream keep-alive
+    /// pool"): the pool asks this instead of `matches_fd`, so that a peer
+    /// type can answer from what the stream already knows.
+    #[cfg(unix)]
+    fn matches_stream(&self, stream: &crate::protocols::Stream) -> bool {
+        self.matches_fd(stream.id())
+    }
+
     #[cfg(windows)]
     fn matches_sock<V: AsRawSocket>(&self, sock: V) -> bool {
         use crate::protocols::ConnSockReusable;
@@ -852,6 +863,24 @@ impl Peer for HttpPeer {
             proxy.next_hop.check_fd_match(fd)
         } else {
             self.address().check_fd_match(fd)
+        }
+    }
+
+    /// bulb patch: the peer address the stream's socket digest keeps (one
+    /// `getpeername` per connection, not one per reuse), compared as
+    /// [`Peer::matches_fd`] compares it; through a proxy, `matches_fd`.
+    #[cfg(unix)]
+    fn matches_stream(&self, stream: &crate::protocols::Stream) -> bool {
+        let (SocketAddr::Inet(want), None) = (self.address(), self.get_proxy()) else {
+            return self.matches_fd(stream.id());
+        };
+        if want.ip().is_unspecified() && want.is_ipv4() {
+            return true; // as check_fd_match: 0.0.0.0 may be mapped to 127.0.0.1
+        }
+        let digest = stream.get_socket_digest();
+        match digest.as_ref().and_then(|d| d.peer_addr()) {
+            Some(SocketAddr::Inet(got)) => got == want,
+            _ => self.matches_fd(stream.id()),
         }
     }
 
