@@ -38,7 +38,7 @@ fn selection(c: &mut Criterion) {
                 b.iter(|| {
                     i = i.wrapping_add(1);
                     let key = i.to_le_bytes();
-                    black_box(sel.pick(black_box(&key), 8, |s| s.usable(0)))
+                    black_box(sel.pick(black_box(&key), 8, |s| s.health.usable(0)))
                 })
             });
         }

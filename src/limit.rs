@@ -42,7 +42,7 @@ impl RateLimiter {
         let full = u64::from(spec.burst) * MILLI;
         // milli-tokens per millisecond = requests per second
         let rate = spec.per_second;
-        let now = (crate::pool::now_ms() as u32).max(1);
+        let now = (crate::clock::now_ms() as u32).max(1);
         let mut cur = slot.load(Relaxed);
         loop {
             let (tokens, at) = if cur == 0 {

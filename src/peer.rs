@@ -19,7 +19,7 @@ pub fn peer_for(b: &BackendState, cfg: &UpstreamSpec) -> HttpPeer {
             // (and rustls cannot connect with one). Validation made sure a
             // verifying upstream names every backend; an unverified IP
             // backend is addressed by its IP (rustls then sends no SNI).
-            let sni = match (&tls.sni, b.name()) {
+            let sni = match (&tls.sni, b.role.name()) {
                 (Some(s), _) => s.clone(),
                 (None, Some(n)) => n.to_string(),
                 (None, None) => b.addr.ip().to_string(),

@@ -33,29 +33,29 @@ impl Admin {
     pub fn status(&self) -> serde_json::Value {
         let rt = self.shared.runtime.load();
         let mut upstreams = serde_json::Map::new();
-        let now_us = crate::pool::now_us();
+        let now_us = crate::clock::now_us();
         for p in &rt.pools {
             let backends: Vec<_> = p
                 .members()
                 .all
                 .iter()
                 .map(|b| {
-                    let effective = f64::from(b.weight()) * b.ramp(p.cfg.slow_start, now_us);
+                    let effective = f64::from(b.weight()) * b.health.ramp(p.cfg.slow_start, now_us);
                     let ms = b.average().map(|d| d.as_secs_f64() * 1000.0);
                     json!({
                         "address": b.addr_str,
-                        "healthy": b.usable(crate::pool::now_ms()),
-                        "active_healthy": b.healthy(),
-                        "ejected": b.ejected(crate::pool::now_ms()),
+                        "healthy": b.health.usable(crate::clock::now_ms()),
+                        "active_healthy": b.health.healthy(),
+                        "ejected": b.health.ejected(crate::clock::now_ms()),
                         "weight": b.weight(),
-                        "backup": b.backup(),
-                        "in_flight": b.in_flight(),
-                        "requests": b.requests(),
-                        "failures": b.failures(),
+                        "backup": b.role.backup(),
+                        "in_flight": b.load.in_flight(),
+                        "requests": b.load.requests(),
+                        "failures": b.counts.failures(),
                         "response_time_ms": ms,
                         "effective_weight": (effective * 100.0).round() / 100.0,
-                        "max_conns": b.max_conns(),
-                        "admin_state": b.admin_state().name(),
+                        "max_conns": b.load.max_conns(),
+                        "admin_state": b.admin.state().name(),
                     })
                 })
                 .collect();
@@ -94,35 +94,31 @@ impl Admin {
         let mut times = Vec::new();
         let mut admin_states = Vec::new();
         let mut bytes = Vec::new();
-        let now = crate::pool::now_ms();
+        let now = crate::clock::now_ms();
         for p in &rt.pools {
             let up = p.cfg.name.as_str();
-            for (status, n) in p.no_backend.status_counts() {
-                requests.push(counter(
-                    &[
-                        ("upstream", up),
-                        ("backend", ""),
-                        ("status", &status.to_string()),
-                    ],
-                    n,
-                ));
-            }
             let members = p.members();
-            let all = std::iter::once(&p.no_backend).chain(members.all.iter().map(|b| &**b));
-            for b in all {
-                let be = if std::ptr::eq(b, &p.no_backend) {
-                    ""
-                } else {
-                    b.addr_str.as_str()
-                };
+            // What reached no backend is labelled `backend=""`.
+            let counted = std::iter::once(("", &p.unattributed))
+                .chain(members.all.iter().map(|b| (b.addr_str.as_str(), &b.counts)));
+            for (be, c) in counted {
+                for (status, n) in c.status_counts() {
+                    let status = status.to_string();
+                    let l = [
+                        ("upstream", up),
+                        ("backend", be),
+                        ("status", status.as_str()),
+                    ];
+                    requests.push(counter(&l, n));
+                }
                 for end in SessionEnd::ALL {
-                    let n = b.sessions(end);
+                    let n = c.sessions(end);
                     if n > 0 {
                         let l = [("upstream", up), ("backend", be), ("result", end.name())];
                         sessions.push(counter(&l, n));
                     }
                 }
-                let (to_backend, to_client) = b.tcp_bytes();
+                let (to_backend, to_client) = c.tcp_bytes();
                 for (direction, n) in [("upstream", to_backend), ("downstream", to_client)] {
                     if n > 0 {
                         let l = [("upstream", up), ("backend", be), ("direction", direction)];
@@ -132,32 +128,25 @@ impl Admin {
             }
             for b in &members.all {
                 let be = b.addr_str.as_str();
-                for (status, n) in b.status_counts() {
-                    requests.push(counter(
-                        &[
-                            ("upstream", up),
-                            ("backend", be),
-                            ("status", &status.to_string()),
-                        ],
-                        n,
-                    ));
-                }
                 healthy.push(gauge(
                     &[("upstream", up), ("backend", be)],
-                    f64::from(u8::from(b.usable(now))),
+                    f64::from(u8::from(b.health.usable(now))),
                 ));
                 in_flight.push(gauge(
                     &[("upstream", up), ("backend", be)],
-                    b.in_flight() as f64,
+                    b.load.in_flight() as f64,
                 ));
-                failures.push(counter(&[("upstream", up), ("backend", be)], b.failures()));
+                failures.push(counter(
+                    &[("upstream", up), ("backend", be)],
+                    b.counts.failures(),
+                ));
                 for st in [
                     AdminState::Active,
                     AdminState::Draining,
                     AdminState::Disabled,
                 ] {
                     let l = [("upstream", up), ("backend", be), ("state", st.name())];
-                    admin_states.push(gauge(&l, f64::from(u8::from(b.admin_state() == st))));
+                    admin_states.push(gauge(&l, f64::from(u8::from(b.admin.state() == st))));
                 }
                 if let Some(avg) = b.average() {
                     times.push(gauge(

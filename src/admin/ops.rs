@@ -106,9 +106,9 @@ pub fn apply(shared: &Shared, w: &Write<'_>, peer: Option<IpAddr>) -> (StatusCod
         );
     };
     match w.op {
-        Op::State(s) => b.set_admin_state(s),
+        Op::State(s) => b.admin.set_state(s),
         Op::Weight(n) => {
-            b.set_weight_override((n != b.configured_weight()).then_some(n));
+            b.admin.set_weight((n != b.role.weight()).then_some(n));
             pool.reweigh();
         }
     }
@@ -132,7 +132,7 @@ fn overrides(rt: &Runtime) -> serde_json::Value {
     for p in &rt.pools {
         let mut m = serde_json::Map::new();
         for b in &p.members().all {
-            let (state, weight) = (b.admin_state(), b.weight_override());
+            let (state, weight) = (b.admin.state(), b.admin.weight());
             if state != AdminState::Active || weight.is_some() {
                 m.insert(
                     b.addr_str.clone(),
@@ -187,10 +187,10 @@ fn apply_saved(pool: &Pool, addr: &str, o: &serde_json::Value) {
         return;
     };
     if let Some(s) = o["admin_state"].as_str().and_then(AdminState::parse) {
-        b.set_admin_state(s);
+        b.admin.set_state(s);
     }
     if let Some(w) = o["weight"].as_u64().filter(|w| (1..=10_000).contains(w)) {
-        b.set_weight_override(Some(w as u32));
+        b.admin.set_weight(Some(w as u32));
         pool.reweigh();
     }
 }

@@ -141,11 +141,14 @@ impl Prober {
         let jobs = members
             .all
             .iter()
-            .filter(|s| !only_new || !s.probed())
+            .filter(|s| !only_new || !s.health.probed())
             .map(|s| async move {
                 let r = self.probe(pool, s).await;
-                let flip =
-                    s.record_probe(r.is_ok(), self.cfg.healthy_after, self.cfg.unhealthy_after);
+                let flip = s.health.record_probe(
+                    r.is_ok(),
+                    self.cfg.healthy_after,
+                    self.cfg.unhealthy_after,
+                );
                 match (flip, r) {
                     (Some(true), _) => {
                         info!("upstream {}: backend {} is up", pool.cfg.name, s.addr_str)

@@ -5,7 +5,8 @@ pub mod backend;
 pub mod queue;
 pub mod selection;
 
-pub use backend::{now_ms, now_us, AdminState, BackendState, Lease, SessionEnd, Start};
+use crate::clock::{now_ms, now_us};
+pub use backend::{AdminState, BackendState, Counts, Lease, SessionEnd, Start};
 
 use crate::config::{Algorithm, UpstreamSpec};
 use crate::metrics::Histogram;
@@ -60,8 +61,9 @@ pub struct Pool {
     retired: watch::Sender<bool>,
     /// Request durations of this upstream (kept across reloads).
     pub latency: Arc<Histogram>,
-    /// Status counts of requests that reached no backend (503s).
-    pub no_backend: BackendState,
+    /// What reached no backend: statuses of requests answered without one
+    /// (502, 503), TCP sessions closed for want of one.
+    pub unattributed: Counts,
     /// Woken when discovery changes the membership.
     pub changed: tokio::sync::Notify,
     /// The queue for when every backend is at `max_conns` (kept across reloads).
@@ -88,10 +90,7 @@ impl Pool {
             changed: tokio::sync::Notify::new(),
             capacity: previous.map(|p| p.capacity.clone()).unwrap_or_default(),
             latency,
-            no_backend: BackendState::new(
-                Target::new(SocketAddr::from(([0, 0, 0, 0], 0))),
-                Start::Usable,
-            ),
+            unattributed: Counts::default(),
             cfg,
         };
         let old = previous.map(|p| p.members.load_full());
@@ -117,7 +116,7 @@ impl Pool {
         let have: Vec<(SocketAddr, u32, bool)> = old
             .all
             .iter()
-            .map(|s| (s.addr, s.weight(), s.backup()))
+            .map(|s| (s.addr, s.weight(), s.role.backup()))
             .collect();
         if want == have {
             return; // unchanged: keep selectors (and round-robin position) as they are
@@ -145,17 +144,20 @@ impl Pool {
                 Some(s) => {
                     s.set_role(t);
                     if !checked {
-                        s.clear_active_health();
+                        s.health.clear_active();
                     }
                     (*s).clone()
                 }
                 None => Arc::new(BackendState::new(t.clone(), start)),
             };
-            state.set_release_signal(self.capacity.released.clone());
+            state
+                .load
+                .set_release_signal(self.capacity.released.clone());
             all.push(state);
         }
         all.sort_by_key(|s| s.addr);
-        let (backups, primaries): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|s| s.backup());
+        let (backups, primaries): (Vec<_>, Vec<_>) =
+            all.iter().cloned().partition(|s| s.role.backup());
         self.members.store(Arc::new(Members {
             primary: Selector::build(self.cfg.algorithm, &primaries),
             backup: Selector::build(self.cfg.algorithm, &backups),
@@ -176,13 +178,16 @@ impl Pool {
         let ramp = self.cfg.slow_start.map(|d| (d, now_us()));
         let ok = |s: &BackendState| {
             s.available(now)
-                && s.has_room()
+                && s.load.has_room()
                 && (fresh || !tried.contains(s.addr))
                 && ramp.is_none_or(|(d, at)| ramp_admits(s, d, at, &m.all, now))
         };
         let limit = walk_limit(self.cfg.algorithm, m.all.len());
         let scan = |backup: bool, f: &dyn Fn(&BackendState) -> bool| {
-            m.all.iter().find(|s| s.backup() == backup && f(s)).cloned()
+            m.all
+                .iter()
+                .find(|s| s.role.backup() == backup && f(s))
+                .cloned()
         };
         m.primary
             .pick(key, limit, ok)
@@ -191,9 +196,9 @@ impl Pool {
             .or_else(|| scan(true, &ok))
             .or_else(|| {
                 let fail_open = |s: &BackendState| {
-                    s.healthy()
-                        && s.admin_state() == AdminState::Active
-                        && s.has_room()
+                    s.health.healthy()
+                        && s.admin.state() == AdminState::Active
+                        && s.load.has_room()
                         && !tried.contains(s.addr)
                 };
                 m.primary
@@ -227,10 +232,10 @@ impl Pool {
             .iter()
             .map(|s| Target {
                 addr: s.addr,
-                weight: s.configured_weight(),
-                backup: s.backup(),
-                max_conns: s.max_conns(),
-                name: s.name(),
+                weight: s.role.weight(),
+                backup: s.role.backup(),
+                max_conns: s.load.max_conns(),
+                name: s.role.name(),
             })
             .collect();
         self.set_targets(&targets, Some(&old));
@@ -276,14 +281,14 @@ fn ramp_admits(
     all: &[Arc<BackendState>],
     now_ms: u64,
 ) -> bool {
-    let share = s.ramp(Some(d), at);
+    let share = s.health.ramp(Some(d), at);
     if share >= 1.0 {
         return true;
     }
     let top = all
         .iter()
-        .filter(|b| b.backup() == s.backup() && b.available(now_ms))
-        .map(|b| b.ramp(Some(d), at))
+        .filter(|b| b.role.backup() == s.role.backup() && b.available(now_ms))
+        .map(|b| b.health.ramp(Some(d), at))
         .fold(share, f64::max);
     let draw = (selection::fast_random() % 1_000_000) as f64 / 1_000_000.0;
     draw < share / top

@@ -70,9 +70,10 @@ impl Pool {
                 None => break,
             }
         }
-        let now = super::now_ms();
-        let full =
-            |s: &Arc<BackendState>| s.available(now) && !tried.contains(s.addr) && !s.has_room();
+        let now = crate::clock::now_ms();
+        let full = |s: &Arc<BackendState>| {
+            s.available(now) && !tried.contains(s.addr) && !s.load.has_room()
+        };
         if self.members().all.iter().any(full) {
             Err(Busy::Full)
         } else {

@@ -120,7 +120,7 @@ impl LeastConnections {
         let mut best: Option<(&Arc<BackendState>, i64, i64)> = None;
         for i in 0..n {
             let s = &self.states[(start + i) % n];
-            let (load, w) = (s.in_flight().max(0), s.weight().max(1) as i64);
+            let (load, w) = (s.load.in_flight().max(0), s.weight().max(1) as i64);
             // load/w < best_load/best_w  <=>  load*best_w < best_load*w;
             // the (dearer) acceptance test runs only for a better candidate.
             if best.is_none_or(|(_, bl, bw)| load * bw < bl * w) && accept(s) {
@@ -152,7 +152,7 @@ pub struct LeastTime {
 
 /// The score of `s` given the average it is judged by.
 fn time_score(s: &BackendState, avg: f64) -> f64 {
-    avg * (s.in_flight().max(0) + 1) as f64 / f64::from(s.weight().max(1))
+    avg * (s.load.in_flight().max(0) + 1) as f64 / f64::from(s.weight().max(1))
 }
 
 impl LeastTime {
@@ -294,8 +294,8 @@ mod tests {
         assert_eq!(m.len(), 2, "ties go round robin: {m:?}");
         // Load counts: fast ones with 100 in flight score worse than the slow one.
         for _ in 0..100 {
-            st[0].begin();
-            st[1].begin();
+            st[0].load.begin();
+            st[1].load.begin();
         }
         let p = sel.pick(b"", 10, |_| true).expect("pick");
         assert_eq!(p.addr_str, "127.0.0.1:9002");
@@ -366,14 +366,14 @@ mod tests {
     fn least_connections_prefers_idle_and_weight() {
         let st = states(&[1, 1, 2]);
         let sel = Selector::build(Algorithm::LeastConnections, &st);
-        st[0].begin();
-        st[1].begin();
+        st[0].load.begin();
+        st[1].load.begin();
         // 2 is idle
         assert_eq!(sel.pick(b"", 8, |_| true).unwrap().addr, st[2].addr);
-        st[2].begin();
-        st[2].begin();
+        st[2].load.begin();
+        st[2].load.begin();
         // loads: 1/1, 1/1, 2/2 -> tie; never one above 1
-        st[0].begin();
+        st[0].load.begin();
         let s = sel.pick(b"", 8, |_| true).unwrap();
         assert!(s.addr == st[1].addr || s.addr == st[2].addr);
         assert!(sel.pick(b"", 8, |_| false).is_none());

@@ -20,8 +20,8 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
     if let Some(pool) = &ctx.pool {
         pool.latency.observe(elapsed);
         match ctx.attempts.last() {
-            Some(b) => b.count_status(status),
-            None => pool.no_backend.count_status(status),
+            Some(b) => b.counts.count_status(status),
+            None => pool.unattributed.count_status(status),
         }
     }
     if shared.access_log.enabled() {

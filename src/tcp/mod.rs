@@ -147,7 +147,7 @@ impl Session<'_> {
     ) {
         let (up, down) = (meter.up.load(Relaxed), meter.down.load(Relaxed));
         backend
-            .unwrap_or(&self.pool.no_backend)
+            .map_or(&self.pool.unattributed, |b| &b.counts)
             .count_session(end, up, down);
         if shared.access_log.enabled() {
             shared.access_log.log_session(SessionEntry {

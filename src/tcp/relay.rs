@@ -39,7 +39,7 @@ pub struct Meter {
 /// Relay between `client` and `backend` until both sides are done, one
 /// fails, or nothing moves for `idle`.
 pub async fn relay(client: &TcpStream, backend: &TcpStream, idle: Duration, meter: &Meter) -> End {
-    meter.last_ms.store(crate::pool::now_ms(), Relaxed);
+    meter.last_ms.store(crate::clock::now_ms(), Relaxed);
     let both = async {
         tokio::try_join!(
             pump(client, backend, &meter.up, &meter.last_ms),
@@ -65,7 +65,7 @@ pub async fn relay(client: &TcpStream, backend: &TcpStream, idle: Duration, mete
 async fn idle_timer(idle: Duration, last_ms: &AtomicU64) {
     let idle_ms = idle.as_millis() as u64;
     loop {
-        let quiet = crate::pool::now_ms().saturating_sub(last_ms.load(Relaxed));
+        let quiet = crate::clock::now_ms().saturating_sub(last_ms.load(Relaxed));
         if quiet >= idle_ms {
             return;
         }
@@ -117,7 +117,7 @@ async fn pump(
         }
         pipe.give_back();
         moved.fetch_add(n as u64, Relaxed);
-        last_ms.store(crate::pool::now_ms(), Relaxed);
+        last_ms.store(crate::clock::now_ms(), Relaxed);
     }
 }
 

@@ -1,0 +1,148 @@
+//! Listeners: addresses, protocols (http, tcp), TLS and h2c, and the upstream a tcp listener names.
+
+use super::*;
+
+impl Validator {
+    pub(super) fn listeners(&mut self, ls: &[ListenerFile]) -> Vec<ListenerSpec> {
+        if ls.is_empty() {
+            let pos = self.loc.key("listeners");
+            self.err_at(pos, "at least one entry under `listeners` is required");
+        }
+        let mut out: Vec<ListenerSpec> = Vec::new();
+        for (i, l) in ls.iter().enumerate() {
+            let path = format!("listeners[{i}].address");
+            let Some(address) = self.socket_addr(&path, &l.address) else {
+                continue;
+            };
+            if out.iter().any(|o| o.address == address) {
+                self.err(&path, format!("listener {address} is given twice"));
+            }
+            let tls = l.tls.as_ref().map(|t| {
+                let contents = crate::config::certs::check_listener(&t.cert, &t.key)
+                    .unwrap_or_else(|e| {
+                        self.err(&format!("listeners[{i}].tls.cert"), e.to_string());
+                        0
+                    });
+                TlsFiles {
+                    cert: t.cert.clone(),
+                    key: t.key.clone(),
+                    contents,
+                }
+            });
+            let tcp = self.listener_protocol(i, l);
+            if tcp.is_some() && tls.is_some() {
+                self.err(
+                    &format!("listeners[{i}].tls"),
+                    "a tcp listener passes TLS through as bytes: remove `tls` (termination is for http listeners)",
+                );
+            }
+            let h2c = l.h2c.unwrap_or(false);
+            if h2c && (tcp.is_some() || tls.is_some()) {
+                self.err(
+                    &format!("listeners[{i}].h2c"),
+                    if tcp.is_some() {
+                        "h2c applies only to http listeners"
+                    } else {
+                        "a TLS listener already offers HTTP/2 through ALPN: remove `h2c` (it is for cleartext listeners)"
+                    },
+                );
+            }
+            out.push(ListenerSpec {
+                address,
+                tls,
+                tcp,
+                h2c,
+            });
+        }
+        out
+    }
+
+    /// `protocol` and the keys that go with it: `upstream`,
+    /// `proxy_protocol` and `idle_timeout` belong to tcp listeners only.
+    pub(super) fn listener_protocol(&mut self, i: usize, l: &ListenerFile) -> Option<TcpSpec> {
+        let p = format!("listeners[{i}]");
+        let tcp = match l.protocol.as_deref() {
+            None | Some("http") => false,
+            Some("tcp") => true,
+            Some(other) => {
+                self.err(
+                    &format!("{p}.protocol"),
+                    format!("unknown protocol `{other}`: use http or tcp"),
+                );
+                false
+            }
+        };
+        if !tcp {
+            for (key, given) in [
+                ("upstream", l.upstream.is_some()),
+                ("proxy_protocol", l.proxy_protocol.is_some()),
+                ("idle_timeout", l.idle_timeout.is_some()),
+            ] {
+                if given {
+                    self.err(
+                        &format!("{p}.{key}"),
+                        format!("`{key}` applies only to a listener with `protocol: tcp` (http listeners use routes)"),
+                    );
+                }
+            }
+            return None;
+        }
+        let Some(upstream) = l.upstream.clone() else {
+            self.err(
+                &p,
+                "a tcp listener needs `upstream: NAME`, the pool for its connections",
+            );
+            return None;
+        };
+        let proxy_protocol = match l.proxy_protocol.as_deref() {
+            None => None,
+            Some("v1") => Some(ProxyProtocol::V1),
+            Some("v2") => Some(ProxyProtocol::V2),
+            Some(other) => {
+                self.err(
+                    &format!("{p}.proxy_protocol"),
+                    format!("unknown PROXY protocol version `{other}`: use v1 or v2"),
+                );
+                None
+            }
+        };
+        let idle_timeout = self.duration(
+            &format!("{p}.idle_timeout"),
+            &l.idle_timeout,
+            DEFAULT_TCP_IDLE_TIMEOUT,
+        );
+        Some(TcpSpec {
+            upstream,
+            proxy_protocol,
+            idle_timeout,
+        })
+    }
+
+    /// Every tcp listener names a defined upstream whose hash key, if any,
+    /// is the client address (a TCP session has no URI, header or cookie).
+    pub(super) fn tcp_upstreams(&mut self, listeners: &[ListenerSpec], upstreams: &[UpstreamSpec]) {
+        for (i, l) in listeners.iter().enumerate() {
+            let Some(t) = &l.tcp else { continue };
+            let p = format!("listeners[{i}].upstream");
+            match upstreams.iter().find(|u| u.name == t.upstream) {
+                None => self.err(
+                    &p,
+                    format!("tcp listener names upstream `{}`, which is not defined", t.upstream),
+                ),
+                Some(u)
+                    if u.algorithm == Algorithm::ConsistentHash
+                        && u.hash_key != HashKey::ClientIp =>
+                {
+                    self.err(
+                        &p,
+                        format!(
+                            "upstream `{}` hashes on something other than client_ip, which a tcp listener cannot provide",
+                            u.name
+                        ),
+                    )
+                }
+                Some(u) => self.tcp_transport(&p, u),
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Routes: host and path matches, and the upstreams they name.
+
+use super::*;
+
+impl Validator {
+    pub(super) fn routes(
+        &mut self,
+        rs: &[RouteFile],
+        names: &[String],
+        listeners: &[ListenerSpec],
+    ) -> Vec<RouteSpec> {
+        if rs.is_empty() {
+            if listeners.iter().all(|l| l.tcp.is_some()) {
+                return Vec::new(); // no HTTP listener: nothing to route
+            }
+            // Without routes, HTTP goes to the one upstream no tcp listener
+            // takes (or the only upstream there is).
+            let tcp_only = |n: &String| {
+                listeners
+                    .iter()
+                    .any(|l| l.tcp.as_ref().is_some_and(|t| t.upstream == *n))
+            };
+            let http: Vec<usize> = (0..names.len()).filter(|&i| !tcp_only(&names[i])).collect();
+            let upstream = match (names.len(), http.as_slice()) {
+                (1, _) => 0,
+                (_, [one]) => *one,
+                _ => {
+                    let pos = self.loc.key("upstreams");
+                    self.err_at(
+                        pos,
+                        "`routes` are required when more than one upstream could take HTTP requests",
+                    );
+                    0
+                }
+            };
+            return vec![RouteSpec {
+                host: None,
+                path_prefix: None,
+                upstream,
+            }];
+        }
+        let mut out = Vec::new();
+        for (i, r) in rs.iter().enumerate() {
+            let Some(upstream) = names.iter().position(|n| *n == r.upstream) else {
+                self.err(
+                    &format!("routes[{i}].upstream"),
+                    format!(
+                        "route names upstream `{}`, which is not defined",
+                        r.upstream
+                    ),
+                );
+                continue;
+            };
+            let host = r.host.as_ref().and_then(|h| {
+                let h = h.to_ascii_lowercase();
+                let bad = h.is_empty()
+                    || h.contains(|c: char| !(c.is_ascii_alphanumeric() || "-._*".contains(c)))
+                    || h[1..].contains('*');
+                if bad || (h.starts_with('*') && !h.starts_with("*.")) {
+                    self.err(
+                        &format!("routes[{i}].host"),
+                        format!("invalid host `{h}`: use an exact name or `*.suffix`"),
+                    );
+                    return None;
+                }
+                Some(match h.strip_prefix('*') {
+                    Some(suffix) => HostMatch::Suffix(suffix.to_string()),
+                    None => HostMatch::Exact(h),
+                })
+            });
+            if let Some(p) = &r.path_prefix {
+                if !p.starts_with('/') {
+                    self.err(
+                        &format!("routes[{i}].path_prefix"),
+                        "path_prefix must start with `/`",
+                    );
+                }
+            }
+            out.push(RouteSpec {
+                host,
+                path_prefix: r.path_prefix.clone(),
+                upstream,
+            });
+        }
+        out
+    }
+}
