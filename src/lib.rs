@@ -13,6 +13,7 @@ pub mod access_log;
 pub mod admin;
 pub mod admission;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -224,22 +224,6 @@ impl LeastTime {
     }
 }
 
-/// A client address as a hash key (4 or 16 bytes, written into `buf`);
-/// empty without one.
-pub fn ip_key(ip: Option<std::net::IpAddr>, buf: &mut [u8; 16]) -> &[u8] {
-    match ip {
-        Some(std::net::IpAddr::V4(v4)) => {
-            buf[..4].copy_from_slice(&v4.octets());
-            &buf[..4]
-        }
-        Some(std::net::IpAddr::V6(v6)) => {
-            *buf = v6.octets();
-            &buf[..]
-        }
-        None => b"",
-    }
-}
-
 /// A cheap per-thread pseudo-random number (xorshift), for sampling.
 pub fn fast_random() -> usize {
     use std::cell::Cell;

@@ -40,7 +40,7 @@ fn over_rate(
         RateKey::Header(n) => req.headers.get(n).map(|v| v.as_bytes()),
         RateKey::ClientIp => None,
     };
-    let key = header.unwrap_or_else(|| crate::pool::selection::ip_key(client, &mut buf));
+    let key = header.unwrap_or_else(|| crate::client::ip_key(client, &mut buf));
     shared.rate.take(key, r).err()
 }
 

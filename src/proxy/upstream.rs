@@ -49,7 +49,7 @@ pub fn hash_key<'a>(
     };
     match found {
         Some(k) => k,
-        None => crate::pool::selection::ip_key(ip, buf),
+        None => crate::client::ip_key(ip, buf),
     }
 }
 

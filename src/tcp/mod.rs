@@ -56,7 +56,7 @@ impl TcpProxy {
     ) -> Result<(Lease, TcpStream), Refused> {
         let mut buf = [0u8; 16];
         let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
-            crate::pool::selection::ip_key(ip, &mut buf)
+            crate::client::ip_key(ip, &mut buf)
         } else {
             b""
         };

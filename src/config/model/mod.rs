@@ -1,0 +1,250 @@
+//! The validated configuration: every default filled, every reference
+//! checked. Nothing here touches the network.
+
+mod limits;
+mod upstream;
+
+pub use limits::*;
+pub use upstream::*;
+
+use pingora::server::configuration::ServerConf;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A whole, valid bulb configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it came from (a path, or `NODES`), for messages.
+    pub source: String,
+    /// Pingora's own server settings, with bulb's defaults applied.
+    pub server: ServerConf,
+    /// Proxy listeners.
+    pub listeners: Vec<ListenerSpec>,
+    /// Admin listener, if any.
+    pub admin: Option<SocketAddr>,
+    /// Bearer token for admin writes; without one, writes only on loopback.
+    pub admin_token: Option<String>,
+    /// File keeping admin overrides across restarts and upgrades.
+    pub admin_state_file: Option<String>,
+    /// Access log target.
+    pub access_log: AccessLogSpec,
+    /// Routing rules, first match wins.
+    pub routes: Vec<RouteSpec>,
+    /// Upstream pools; routes refer to them by index.
+    pub upstreams: Vec<UpstreamSpec>,
+    /// Client-side limits.
+    pub limits: LimitsSpec,
+    /// Peers whose `X-Forwarded-For` is believed (see `proxy::real_client`).
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Config {
+    /// What a reload from `self` to `new` cannot apply in place, because a
+    /// running process reads it once, at start: the listening sockets, the
+    /// admin address, Pingora's server keys, the client read buffer and the
+    /// HTTP/2 idle timeout (`limits.client_keepalive_timeout`). A reload that
+    /// changes any of them hands the sockets over to a new process.
+    pub fn fixed_at_start_changes(&self, new: &Config) -> Vec<&'static str> {
+        fn sockets(c: &Config) -> Vec<(SocketAddr, Option<&TlsFiles>, bool)> {
+            c.listeners.iter().map(|l| l.socket()).collect()
+        }
+        let (a, b) = (&self.limits, &new.limits);
+        [
+            (sockets(self) != sockets(new), "listeners"),
+            (self.admin != new.admin, "admin"),
+            (self.server != new.server, "Pingora server keys"),
+            (
+                a.client_read_buffer_bytes != b.client_read_buffer_bytes,
+                "limits.client_read_buffer_bytes",
+            ),
+            (
+                a.client_keepalive_timeout != b.client_keepalive_timeout,
+                "limits.client_keepalive_timeout (the HTTP/2 idle timeout)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(changed, what)| changed.then_some(what))
+        .collect()
+    }
+}
+
+/// An IP network, `10.0.0.0/8` or `2001:db8::/32` (a bare address is /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: std::net::IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// Parse `ADDR/LEN` or `ADDR`.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, l) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, len })
+    }
+
+    /// Whether `ip` is inside this network.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::*;
+        let (a, b, bits) = match (self.addr, ip) {
+            (V4(a), V4(b)) => (
+                u128::from(u32::from(a)) << 96,
+                u128::from(u32::from(b)) << 96,
+                self.len,
+            ),
+            (V6(a), V6(b)) => (u128::from(a), u128::from(b), self.len),
+            (V6(a), V4(b)) => match a.to_ipv4_mapped() {
+                Some(a) => (
+                    u128::from(u32::from(a)) << 96,
+                    u128::from(u32::from(b)) << 96,
+                    self.len.saturating_sub(96),
+                ),
+                None => return false,
+            },
+            (V4(a), V6(b)) => match b.to_ipv4_mapped() {
+                Some(b) => (
+                    u128::from(u32::from(a)) << 96,
+                    u128::from(u32::from(b)) << 96,
+                    self.len,
+                ),
+                None => return false,
+            },
+        };
+        if bits == 0 {
+            return true;
+        }
+        let mask = u128::MAX << (128 - u32::from(bits));
+        a & mask == b & mask
+    }
+}
+
+/// A proxy listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// Bind address.
+    pub address: SocketAddr,
+    /// TLS termination.
+    pub tls: Option<TlsFiles>,
+    /// A TCP (layer 4) listener: what it forwards to; `None` for HTTP.
+    pub tcp: Option<TcpSpec>,
+    /// Cleartext HTTP/2 by prior knowledge is accepted beside HTTP/1.
+    pub h2c: bool,
+}
+
+impl ListenerSpec {
+    /// What the listening socket is: address, TLS and protocol. A reload
+    /// that changes this needs a hand-over; a change of the TCP settings
+    /// does not (they are read per session).
+    pub fn socket(&self) -> (SocketAddr, Option<&TlsFiles>, bool) {
+        (self.address, self.tls.as_ref(), self.tcp.is_some())
+    }
+}
+
+/// How long a TCP session may be idle in both directions by default
+/// (nginx's `proxy_timeout` is 10 minutes).
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What a TCP listener does with each connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSpec {
+    /// Name of the upstream every connection goes to.
+    pub upstream: String,
+    /// PROXY protocol header sent to the backend first.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// Close a session with no bytes in either direction this long.
+    pub idle_timeout: Duration,
+}
+
+/// PROXY protocol version (HAProxy's spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
+}
+
+/// A certificate chain and its private key, as PEM file paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: String,
+    /// Private key.
+    pub key: String,
+    /// A hash of both files' contents when the config was loaded: the same
+    /// paths with renewed contents are a different listener socket to a
+    /// reload (which then hands over to a process that loads them).
+    pub contents: u64,
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogSpec {
+    /// No access log.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Append to this file.
+    File(String),
+}
+
+/// How a route matches the request's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Exact, lower-case.
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`, lower-case.
+    Suffix(String),
+}
+
+/// One routing rule.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// Host condition.
+    pub host: Option<HostMatch>,
+    /// Path prefix condition.
+    pub path_prefix: Option<String>,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.9.9.9".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nope").is_none());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("2x").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}
