@@ -43,8 +43,9 @@ pub struct Entry<'a> {
     pub uri: &'a str,
     /// HTTP version.
     pub version: http::Version,
-    /// Status sent (0 = none).
-    pub status: u16,
+    /// Status sent; `None` when no response was (the client left first),
+    /// written `499` as nginx does.
+    pub status: Option<u16>,
     /// Body bytes sent to the client.
     pub bytes: usize,
     /// Referer header.
@@ -264,6 +265,10 @@ pub fn format_session(e: &SessionEntry<'_>, now: SystemTime) -> String {
     s
 }
 
+/// The status written for a request that got no response (nginx's "client
+/// closed request").
+const CLIENT_CLOSED: u16 = 499;
+
 /// One line: `addr - - [time] "METHOD URI VERSION" status bytes "referer" "ua" upstream rt`.
 pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
     let mut s = String::with_capacity(160);
@@ -272,7 +277,8 @@ pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
     escaped(&mut s, Some(e.method.as_bytes()));
     s.push(' ');
     escaped(&mut s, Some(e.uri.as_bytes()));
-    let _ = write!(s, " {:?}\" {} {} \"", e.version, e.status, e.bytes);
+    let status = e.status.unwrap_or(CLIENT_CLOSED);
+    let _ = write!(s, " {:?}\" {} {} \"", e.version, status, e.bytes);
     escaped(&mut s, e.referer);
     s.push_str("\" \"");
     escaped(&mut s, e.user_agent);
@@ -327,7 +333,7 @@ mod tests {
             method: "GET",
             uri: "/a?b=\"c\"",
             version: http::Version::HTTP_11,
-            status: 200,
+            status: Some(200),
             bytes: 12,
             referer: None,
             user_agent: Some(b"curl/8"),

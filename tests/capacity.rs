@@ -93,7 +93,9 @@ fn a_queue_timeout_is_503_after_about_the_timeout() {
 #[test]
 fn a_client_that_leaves_the_queue_frees_its_place() {
     let slow = Backend::start("slow", Mode::Slow(Duration::from_millis(1000)));
-    let bulb = Bulb::start(&capped(&slow, 1, "    queue: {size: 1, timeout: 10s}\n"));
+    let conf = capped(&slow, 1, "    queue: {size: 1, timeout: 10s}\n")
+        .replace("access_log: off", "access_log: \"{DIR}/access.log\"");
+    let bulb = Bulb::start(&conf);
     let addr = bulb.addr;
     let first = std::thread::spawn(move || get(addr, "/").map_or(0, |r| r.status));
     std::thread::sleep(Duration::from_millis(200));
@@ -121,6 +123,11 @@ fn a_client_that_leaves_the_queue_frees_its_place() {
         2,
         "the client that left never reached the backend"
     );
+    // It is logged as nginx logs a client that closed first: 499.
+    let log = bulb.dir.join("access.log");
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    let found = wait_for(Duration::from_secs(5), || logged().contains("\" 499 "));
+    assert!(found.is_some(), "{}", logged());
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! ([`super::checks`]), find its route, answer `Expect: 100-continue`,
 //! buffer its body ([`super::body`]).
 
-use super::respond::refuse;
+use super::respond::{refuse, Outcome};
 use super::{body, checks, forward, Ctx};
 use crate::config::{RateKey, RateSpec};
 use crate::state::Shared;
@@ -87,7 +87,7 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         Ok(p) => p,
         Err(status) => {
             shared.metrics.rejected.fetch_add(1, Relaxed);
-            return refuse(session, status).await;
+            return refuse(session, Outcome::Status(status)).await;
         }
     };
     checks::normalise(session.req_header_mut(), &plan)?;
@@ -135,9 +135,9 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
     let (limit, timeout) = (limits.request_buffer_bytes, limits.client_body_timeout);
     match body::buffer(session, plan.content_length, limit, timeout).await {
         Ok(_) => Ok(false),
-        Err(status) => {
+        Err(outcome) => {
             shared.metrics.rejected.fetch_add(1, Relaxed);
-            refuse(session, status).await
+            refuse(session, outcome).await
         }
     }
 }

@@ -11,6 +11,7 @@
 //! connection's read cap ([`crate::guard::Link`]), an HTTP/2 body one frame
 //! (at most 16 KiB) at a time. A body that turns out larger streams on.
 
+use super::respond::Outcome;
 use crate::guard::Link;
 use pingora_error::ErrorType;
 use pingora_proxy::Session;
@@ -29,9 +30,6 @@ pub enum Buffered {
     Streaming,
 }
 
-/// Why buffering failed, as the status to answer (0: the client went away).
-pub type Failure = u16;
-
 /// Read the body of `session` whole when it fits in `limit` bytes.
 /// `length` is its `Content-Length` (None: chunked or HTTP/2 without one).
 pub async fn buffer(
@@ -39,7 +37,7 @@ pub async fn buffer(
     length: Option<u64>,
     limit: usize,
     read_timeout: Duration,
-) -> Result<Buffered, Failure> {
+) -> Result<Buffered, Outcome> {
     if limit == 0 || length.is_some_and(|n| n > limit as u64) {
         return Ok(Buffered::Streaming);
     }
@@ -57,13 +55,17 @@ pub async fn buffer(
             with_link(session, |l| l.set_read_cap(limit - total));
         }
         match tokio::time::timeout(read_timeout, session.read_request_body()).await {
-            Err(_) => break Err(408),
+            Err(_) => break Err(Outcome::Status(408)),
             Ok(Err(e)) => {
                 let gone = matches!(
                     e.etype(),
                     ErrorType::ConnectionClosed | ErrorType::ReadError
                 );
-                break Err(if gone { 0 } else { 400 });
+                break Err(if gone {
+                    Outcome::ClientGone
+                } else {
+                    Outcome::Status(400)
+                });
             }
             Ok(Ok(None)) => break Ok(Buffered::Whole(total)),
             Ok(Ok(Some(chunk))) => total += chunk.len(),

@@ -15,13 +15,16 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
         ctx.sample(TimeMetric::LastByte);
     }
     ctx.attempts.end();
-    let status = final_response(session).map_or(0, |r| r.status.as_u16());
+    let status = final_response(session).map(|r| r.status.as_u16());
     let elapsed = ctx.start.elapsed();
     if let Some(pool) = &ctx.pool {
         pool.latency.observe(elapsed);
-        match ctx.attempts.last() {
-            Some(b) => b.counts.count_status(status),
-            None => pool.unattributed.count_status(status),
+        let counts = ctx
+            .attempts
+            .last()
+            .map_or(&pool.unattributed, |b| &b.counts);
+        if let Some(s) = status {
+            counts.count_status(s);
         }
     }
     if shared.access_log.enabled() {

@@ -238,14 +238,17 @@ impl ProxyHttp for Proxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
-        let code = respond::status_for(e);
-        if code > 0 && respond::final_response(session).is_none() {
-            if let Err(err) = session.respond_error(code).await {
-                ::log::debug!("cannot send error response: {err}");
+        let outcome = respond::outcome_of(e);
+        if let Some(code) = outcome.status() {
+            if respond::final_response(session).is_none() {
+                if let Err(err) = session.respond_error(code).await {
+                    ::log::debug!("cannot send error response: {err}");
+                }
             }
         }
         FailToProxy {
-            error_code: code,
+            // Pingora's convention: 0 for "no response".
+            error_code: outcome.status().unwrap_or(0),
             can_reuse_downstream: false,
         }
     }

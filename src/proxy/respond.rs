@@ -13,29 +13,48 @@ pub fn final_response(session: &Session) -> Option<&ResponseHeader> {
         .filter(|r| !r.status.is_informational())
 }
 
-/// Answer `status` (0: nothing, the client is gone) and close the
-/// connection: nothing of this request, or what follows it on the
-/// connection, reaches a backend. Returns Pingora's "request handled".
-pub async fn refuse(session: &mut Session, status: u16) -> Result<bool> {
+/// How a request that bulb does not (or cannot) proxy ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answer this status.
+    Status(u16),
+    /// The client went away: there is no one to answer.
+    ClientGone,
+}
+
+impl Outcome {
+    /// The status answered, if any.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            Outcome::Status(s) => Some(s),
+            Outcome::ClientGone => None,
+        }
+    }
+}
+
+/// End the request as `outcome` says and close the connection: nothing of
+/// this request, or what follows it on the connection, reaches a backend.
+/// Returns Pingora's "request handled".
+pub async fn refuse(session: &mut Session, outcome: Outcome) -> Result<bool> {
     session.set_keepalive(None);
-    if status > 0 {
+    if let Some(status) = outcome.status() {
         session.respond_error(status).await?;
     }
     Ok(true)
 }
 
-/// The status a client gets for a request that failed with `e`: the
-/// status bulb chose, 504 for an upstream timeout, 502 for any other
-/// upstream failure, 400 for a bad request, 0 (none) when the client left.
-pub fn status_for(e: &Error) -> u16 {
-    match (e.etype(), e.esource()) {
+/// How a request that failed with `e` ends: the status bulb chose, 504 for
+/// an upstream timeout, 502 for any other upstream failure, 400 for a bad
+/// request, nothing when the client left.
+pub fn outcome_of(e: &Error) -> Outcome {
+    Outcome::Status(match (e.etype(), e.esource()) {
         (ErrorType::HTTPStatus(c), _) => *c,
         (ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => 504,
         (_, ErrorSource::Upstream) => 502,
-        (_, ErrorSource::Downstream) if client_gone(e) => 0,
+        (_, ErrorSource::Downstream) if client_gone(e) => return Outcome::ClientGone,
         (_, ErrorSource::Downstream) => 400,
         _ => 500,
-    }
+    })
 }
 
 /// Whether `e` is the client going away (routine, not worth an error log):
