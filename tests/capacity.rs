@@ -29,6 +29,12 @@ fn count(r: &[(u16, Duration)], status: u16) -> usize {
     r.iter().filter(|(s, _)| *s == status).count()
 }
 
+/// Requests waiting in the queue of upstream `web` now.
+fn queue_depth(bulb: &Bulb) -> f64 {
+    bulb.metric("bulb_queue_depth{upstream=\"web\"}")
+        .unwrap_or(-1.0)
+}
+
 fn capped(b: &Backend, max: u32, queue: &str) -> String {
     format!(
         "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n\
@@ -98,14 +104,14 @@ fn a_client_that_leaves_the_queue_frees_its_place() {
     let bulb = Bulb::start(&conf);
     let addr = bulb.addr;
     let first = std::thread::spawn(move || get(addr, "/").map_or(0, |r| r.status));
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(wait_for(Duration::from_secs(5), || slow.hits() == 1).is_some());
     // The second waits in the queue, then goes away.
     let mut s = TcpStream::connect(addr).expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         .expect("write");
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(wait_for(Duration::from_secs(5), || queue_depth(&bulb) == 1.0).is_some());
     drop(s);
-    std::thread::sleep(Duration::from_millis(100));
+    assert!(wait_for(Duration::from_secs(5), || queue_depth(&bulb) == 0.0).is_some());
     // Its place is free: the third is queued, not refused.
     let mut third = TcpStream::connect(addr).expect("connect");
     third
@@ -189,7 +195,8 @@ fn requests_queued_during_a_reload_are_served_and_new_limits_apply() {
             .map(|h| h.join().expect("join"))
             .collect::<Vec<_>>()
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // One at the backend, three queued.
+    assert!(wait_for(Duration::from_secs(5), || queue_depth(&bulb) == 3.0).is_some());
     bulb.rewrite(&capped(&slow, 3, "    queue: {size: 10, timeout: 10s}\n"));
     bulb.signal("HUP");
     assert!(bulb.wait_generation(2));

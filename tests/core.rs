@@ -289,19 +289,11 @@ fn connect_failure_is_502_and_hang_is_504() {
 }
 
 fn check(yaml: &str) -> (bool, String, String) {
-    let dir = tempdir();
-    let f = dir.join("t.yaml");
-    std::fs::write(&f, yaml).unwrap();
-    let out = std::process::Command::new(bulb_bin())
-        .arg("-t")
-        .arg("-c")
-        .arg(&f)
-        .output()
-        .unwrap();
+    let c = check_config(&tempdir(), "t.yaml", yaml);
     (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).replace(&f.display().to_string(), "F"),
-        String::from_utf8_lossy(&out.stderr).replace(&f.display().to_string(), "F"),
+        c.code == Some(0),
+        c.stdout.replace(&c.path, "F"),
+        c.stderr.replace(&c.path, "F"),
     )
 }
 

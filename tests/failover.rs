@@ -5,19 +5,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn backend_field(bulb: &Bulb, addr: &str, field: &str) -> String {
-    let s = bulb.admin_get("/status").body;
-    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-    let b = v["upstreams"]["web"]["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["address"] == addr)
-        .unwrap_or_else(|| panic!("{addr} not in {s}"))
-        .clone();
-    b[field].to_string()
-}
-
 #[test]
 fn killing_a_backend_mid_load_loses_nothing() {
     let bs: Vec<Backend> = (1..=3)
@@ -27,9 +14,14 @@ fn killing_a_backend_mid_load_loses_nothing() {
     let extra = "    retries: 2\n    passive: {max_fails: 1, fail_timeout: 10s}\n    health_check: {kind: tcp, interval: 500ms, timeout: 300ms, unhealthy_after: 1}\n";
     let bulb = Bulb::start(&Conf::web(&refs).upstream(extra).yaml());
     let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(700));
+    load.flows(50);
     bs[1].stop();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The health check sees it down; the load goes on through the change.
+    let down = wait_for(Duration::from_secs(5), || {
+        bulb.backend("web", bs[1].addr)["active_healthy"] == false
+    });
+    assert!(down.is_some(), "the stopped backend is marked down");
+    load.flows(100);
     let st = load.finish();
     eprintln!(
         "mid-load kill: {} requests, {} non-2xx, {} socket errors, by backend {:?}",
@@ -52,7 +44,8 @@ fn stopped_backend_without_checks_is_retried_transparently() {
     let m = tally(bulb.addr, "/", 40);
     assert_eq!(m.get("a"), Some(&40), "{m:?}");
     assert!(
-        backend_field(&bulb, &b.addr.to_string(), "failures")
+        bulb.backend("web", b.addr)["failures"]
+            .to_string()
             .parse::<u64>()
             .unwrap()
             > 0
@@ -74,10 +67,7 @@ fn hanging_backend_gives_504_and_counts_a_failure() {
         "{:?}",
         t.elapsed()
     );
-    assert_eq!(
-        backend_field(&bulb, &hang.addr.to_string(), "failures"),
-        "1"
-    );
+    assert_eq!(bulb.backend("web", hang.addr)["failures"].to_string(), "1");
 }
 
 #[test]
@@ -128,12 +118,12 @@ fn passive_ejection_and_readmission() {
     // Two failures eject b; from then on it is not even tried.
     let m = tally(bulb.addr, "/", 10);
     assert_eq!(m.get("a"), Some(&10));
-    assert_eq!(backend_field(&bulb, &baddr, "healthy"), "false");
-    let fails = backend_field(&bulb, &baddr, "failures");
+    assert_eq!(bulb.backend("web", &baddr)["healthy"].to_string(), "false");
+    let fails = bulb.backend("web", &baddr)["failures"].to_string();
     assert_eq!(fails, "2", "ejected after max_fails");
     tally(bulb.addr, "/", 10);
     assert_eq!(
-        backend_field(&bulb, &baddr, "failures"),
+        bulb.backend("web", &baddr)["failures"].to_string(),
         "2",
         "an ejected backend gets no attempts"
     );

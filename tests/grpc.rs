@@ -9,10 +9,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn raw_text(addr: std::net::SocketAddr, req: &[u8]) -> String {
-    String::from_utf8_lossy(&raw(addr, req).unwrap_or_default()).into_owned()
-}
-
 fn codes(rs: &[Value]) -> Vec<&str> {
     rs.iter()
         .map(|r| r["code"].as_str().unwrap_or("?"))
@@ -398,7 +394,8 @@ fn transport_mistakes_are_config_errors() {
         let yaml = format!(
             "listeners:\n  - address: \"127.0.0.1:1\"\nupstreams:\n  u:\n    {up}\n"
         );
-        let (code, out) = check_config(&dir, name, &yaml);
+        let c = check_config(&dir, name, &yaml);
+        let (code, out) = (c.code, c.stderr);
         assert_eq!(code, Some(1), "{name}: {out}");
         assert!(out.contains(want), "{name}: {out}");
         let at = out.find(&format!("/{name}:")).map(|i| &out[i + name.len() + 2..]);
@@ -407,7 +404,7 @@ fn transport_mistakes_are_config_errors() {
             "{name}: no line: {out}"
         );
     }
-    let (code, out) = check_config(
+    let c = check_config(
         &dir,
         "tls-ok",
         &format!(
@@ -415,7 +412,7 @@ fn transport_mistakes_are_config_errors() {
             ca.cert
         ),
     );
-    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
 }
 
 /// How many connections the backend has seen after `calls` sequential

@@ -4,20 +4,8 @@
 mod common;
 use common::*;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-/// Send raw bytes; return the status of the first response (None: closed
-/// without one) and whether the server closed the connection afterwards.
-fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (Option<u16>, String) {
-    let out = raw(addr, bytes).unwrap_or_default();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .or_else(|| text.strip_prefix("HTTP/1.0 "))
-        .and_then(|r| r[..3].parse().ok());
-    (status, text)
-}
 
 #[test]
 fn malformed_requests_never_reach_a_backend() {
@@ -43,7 +31,7 @@ fn malformed_requests_never_reach_a_backend() {
     ];
     for (name, bytes) in &cases {
         let before = a.hits();
-        let (status, text) = send_raw(bulb.addr, bytes);
+        let (status, text) = raw_status(bulb.addr, bytes);
         assert!(
             status.is_none_or(|s| (400..500).contains(&s)),
             "{name}: expected 4xx or a closed connection, got {status:?}: {text:.200}"
@@ -77,7 +65,7 @@ fn smuggled_request_is_never_forwarded() {
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 39\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
     ];
     for atk in attacks {
-        let _ = send_raw(bulb.addr, atk);
+        let _ = raw_status(bulb.addr, atk);
     }
     std::thread::sleep(Duration::from_millis(200));
     for s in a.seen() {
@@ -272,7 +260,7 @@ fn connection_limit_answers_cleanly() {
         .map(|_| TcpStream::connect(bulb.addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let (status, text) = send_raw(
+    let (status, text) = raw_status(
         bulb.addr,
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
     );

@@ -116,8 +116,9 @@ fn slow_start_ramps_a_returning_backend_and_a_reloaded_one() {
     let b = Backend::start("b", Mode::Ok);
     let hc = "    health_check: {kind: http, path: /health, interval: 100ms, timeout: 200ms, healthy_after: 1, unhealthy_after: 1}\n    slow_start: 4s\n";
     let bulb = Bulb::start(&Conf::web(&[&a, &b]).upstream(hc).yaml());
-    // Both start together: equal shares at once.
-    std::thread::sleep(Duration::from_millis(500));
+    // Both start together (as soon as both pass their first check): equal shares at once.
+    let healthy = |be: &Backend| bulb.backend("web", be.addr)["healthy"] == true;
+    assert!(wait_for(Duration::from_secs(5), || healthy(&a) && healthy(&b)).is_some());
     let s = shares(&bulb, 1.0);
     assert!(s.get("b").copied().unwrap_or(0.0) > 0.35, "{s:?}");
     // b fails its checks, then returns: a small share in its first second,
@@ -127,9 +128,13 @@ fn slow_start_ramps_a_returning_backend_and_a_reloaded_one() {
         .contains_key("b"))
     .is_some());
     b.set_health_status(None);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_for(Duration::from_secs(5), || healthy(&b)).is_some());
     let first = shares(&bulb, 1.0);
-    std::thread::sleep(Duration::from_millis(3500));
+    let ramped = || bulb.backend("web", b.addr)["effective_weight"] == 1.0;
+    assert!(
+        wait_for(Duration::from_secs(10), ramped).is_some(),
+        "slow start ends"
+    );
     let later = shares(&bulb, 1.0);
     let (f, l) = (
         first.get("b").copied().unwrap_or(0.0),
@@ -142,7 +147,7 @@ fn slow_start_ramps_a_returning_backend_and_a_reloaded_one() {
     bulb.rewrite(&Conf::web(&[&a, &b, &c]).upstream(hc).yaml());
     bulb.signal("HUP");
     assert!(bulb.wait_generation(2));
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_for(Duration::from_secs(5), || healthy(&c)).is_some());
     let s = shares(&bulb, 1.0);
     assert!(s.get("c").copied().unwrap_or(0.0) < 0.2, "{s:?}");
     let status = bulb.admin_get("/status").body;
@@ -170,7 +175,8 @@ fn config_errors_for_least_time_and_slow_start() {
         let yaml = format!(
             "listeners: [{{address: 127.0.0.1:1}}]\nupstreams:\n  web:\n{extra}    backends: [{{address: 127.0.0.1:2}}]\n"
         );
-        let (code, err) = check_config(&dir, &format!("lt{i}.yaml"), &yaml);
+        let c = check_config(&dir, &format!("lt{i}.yaml"), &yaml);
+        let (code, err) = (c.code, c.stderr);
         assert_eq!(code, Some(1), "case {i}: {err}");
         assert!(err.contains(want), "case {i}: {err}");
     }

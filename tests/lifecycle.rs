@@ -16,12 +16,12 @@ fn reload_swaps_backends_under_load_without_errors() {
     let bulb = Bulb::start(&Conf::web(&[&a]).top(GRACE).yaml());
     assert_eq!(bulb.generation(), 1);
     let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(500));
+    load.flows(20); // the load is running
     bulb.rewrite(&Conf::web(&[&b]).top(GRACE).yaml());
     bulb.signal("HUP");
     assert!(bulb.wait_generation(2), "{}", bulb.logs());
     let before = b.hits();
-    std::thread::sleep(Duration::from_millis(500));
+    load.flows(50); // and goes on after it
     let st = load.finish();
     assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
     assert!(b.hits() > before, "traffic moved to b");
@@ -46,7 +46,7 @@ fn invalid_reload_keeps_the_old_config() {
         .body
         .contains("bulb_config_reloads_total{result=\"error\"} 1"))
     .is_some());
-    std::thread::sleep(Duration::from_millis(300));
+    load.flows(50); // and goes on after it
     let st = load.finish();
     assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
     assert_eq!(bulb.generation(), 1);
@@ -93,7 +93,7 @@ fn reload_adding_a_listener_never_refuses() {
     let bulb = Bulb::start(&base);
     let second: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let load = Load::start(bulb.addr, 4, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
+    load.flows(20); // the load is running
     bulb.rewrite(&base.replace(
         "listeners: [{address: \"{LISTEN}\"}]",
         &format!("listeners: [{{address: \"{{LISTEN}}\"}}, {{address: \"{second}\"}}]"),
@@ -103,7 +103,7 @@ fn reload_adding_a_listener_never_refuses() {
         get(second, "/").map(|r| r.status == 200).unwrap_or(false)
     });
     assert!(up.is_some(), "new listener does not serve: {}", bulb.logs());
-    std::thread::sleep(Duration::from_millis(1500));
+    load.flows(50); // and goes on after it
     let st = load.finish();
     assert_eq!(
         st.errors + st.non2xx,
@@ -147,7 +147,8 @@ fn sigterm_finishes_in_flight_requests() {
     let mut bulb = Bulb::start(&Conf::web(&[&slow]).top(GRACE).yaml());
     let addr = bulb.addr;
     let h = std::thread::spawn(move || get(addr, "/"));
-    std::thread::sleep(Duration::from_millis(300));
+    let arrived = wait_for(Duration::from_secs(5), || slow.hits() >= 1);
+    assert!(arrived.is_some(), "the request reaches the backend");
     bulb.signal("TERM");
     let r = h.join().unwrap().expect("in-flight request completes");
     assert_eq!(r.status, 200);
@@ -170,7 +171,7 @@ fn sigquit_upgrade_under_load() {
     let a = Backend::start("a", Mode::Ok);
     let mut old = Bulb::start(&Conf::web(&[&a]).top(GRACE).yaml());
     let load = Load::start(old.addr, 4, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
+    load.flows(20); // the load is running
     let mut new = Bulb::spawn(&old.conf, &old.dir, &["-u"]);
     let sock = old.dir.join("upgrade.sock");
     assert!(
@@ -182,7 +183,7 @@ fn sigquit_upgrade_under_load() {
         old.wait_exit(Duration::from_secs(10)).is_some(),
         "old process did not exit"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    load.flows(50); // and goes on after it
     let st = load.finish();
     assert_eq!(st.errors + st.non2xx, 0, "{st:?}\n{}", old.logs());
     assert!(st.ok > 50);
@@ -272,7 +273,7 @@ fn reload_removing_a_listener_closes_it_and_keeps_the_rest() {
         "removed listener still accepts: {}",
         bulb.logs()
     );
-    std::thread::sleep(Duration::from_millis(300));
+    load.flows(50); // and goes on after it
     let st = load.finish();
     assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
     assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
@@ -289,7 +290,7 @@ fn reload_changing_what_is_read_at_start_hands_over() {
     let base = Conf::web(&[&a]).top(GRACE).yaml();
     let mut bulb = Bulb::start(&base);
     let load = Load::start(bulb.addr, 2, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
+    load.flows(20); // the load is running
     bulb.rewrite(&base.replace(
         "graceful_shutdown_timeout_seconds: 3",
         "graceful_shutdown_timeout_seconds: 4\nlimits: {client_read_buffer_bytes: 8192}",
@@ -300,7 +301,7 @@ fn reload_changing_what_is_read_at_start_hands_over() {
         "the old process must hand over to one that reads the new keys: {}",
         bulb.logs()
     );
-    std::thread::sleep(Duration::from_millis(300));
+    load.flows(50); // and goes on after it
     let st = load.finish();
     assert_eq!(st.errors + st.non2xx, 0, "{st:?}\n{}", bulb.logs());
     assert_eq!(get(bulb.addr, "/").unwrap().body, "a");
@@ -344,13 +345,16 @@ fn a_second_sighup_during_a_hand_over_starts_no_second_successor() {
     let mut bulb = Bulb::start(&base);
     let addr = bulb.addr;
     let h = std::thread::spawn(move || get(addr, "/"));
-    std::thread::sleep(Duration::from_millis(300));
+    let arrived = wait_for(Duration::from_secs(5), || slow.hits() >= 1);
+    assert!(arrived.is_some(), "the request reaches the backend");
     bulb.rewrite(&base.replace(
         "graceful_shutdown_timeout_seconds: 3",
         "graceful_shutdown_timeout_seconds: 4",
     ));
     bulb.signal("HUP");
     bulb.expect_log("successor bulb started", Duration::from_secs(10));
+    // A pause, not a wait for a condition: the second HUP is meant to land
+    // while the hand-over is under way or just done, as a second reload would.
     std::thread::sleep(Duration::from_millis(300));
     bulb.signal("HUP");
     let r = h.join().unwrap().expect("the in-flight request completes");

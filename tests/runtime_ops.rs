@@ -17,41 +17,34 @@ fn write(admin: SocketAddr, method: &str, path: &str, body: &str, token: Option<
     parse_resp(&raw(admin, req.as_bytes()).expect("admin")).map_or(0, |r| r.status)
 }
 
-fn backend_status(bulb: &Bulb, addr: SocketAddr) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&bulb.admin_get("/status").body).expect("json");
-    v["upstreams"]["web"]["backends"]
-        .as_array()
-        .and_then(|a| a.iter().find(|b| b["address"] == addr.to_string()).cloned())
-        .expect("backend in /status")
-}
-
 #[test]
 fn drain_under_load_loses_nothing_and_enable_brings_it_back() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Slow(Duration::from_millis(20)));
     let bulb = Bulb::start(&Conf::web(&[&a, &b]).yaml());
     let load = Load::start(bulb.addr, 4, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(500));
+    load.flows(20);
     let path = format!("/upstreams/web/backends/{}/drain", b.addr);
     assert_eq!(write(bulb.admin, "POST", &path, "", None), 200);
     assert!(
-        wait_for(Duration::from_secs(2), || backend_status(&bulb, b.addr)
+        wait_for(Duration::from_secs(2), || bulb.backend("web", b.addr)
             ["in_flight"]
             == 0)
         .is_some(),
         "in-flight requests on the drained backend did not finish"
     );
     let hits = b.hits();
-    std::thread::sleep(Duration::from_millis(700));
+    load.flows(50); // fifty more requests, none of them on b
     assert_eq!(b.hits(), hits, "a drained backend got new requests");
-    assert_eq!(backend_status(&bulb, b.addr)["admin_state"], "draining");
+    assert_eq!(bulb.backend("web", b.addr)["admin_state"], "draining");
     assert!(bulb.admin_get("/metrics").body.contains(&format!(
         "bulb_backend_admin_state{{upstream=\"web\",backend=\"{}\",state=\"draining\"}} 1",
         b.addr
     )));
     let enable = format!("/upstreams/web/backends/{}/enable", b.addr);
     assert_eq!(write(bulb.admin, "POST", &enable, "", None), 200);
-    std::thread::sleep(Duration::from_millis(700));
+    let back = wait_for(Duration::from_secs(5), || b.hits() > hits);
+    assert!(back.is_some(), "enabled backend got nothing");
     let st = load.finish();
     assert_eq!(st.errors + st.non2xx, 0, "{st:?}");
     assert!(b.hits() > hits, "enabled backend got nothing");
@@ -69,7 +62,7 @@ fn weight_changes_the_share_and_survives_a_reload() {
     );
     let m = tally(bulb.addr, "/", 40);
     assert_eq!(m.get("b"), Some(&30), "{m:?}");
-    assert_eq!(backend_status(&bulb, b.addr)["weight"], 3);
+    assert_eq!(bulb.backend("web", b.addr)["weight"], 3);
     // Bad bodies and unknown names.
     assert_eq!(
         write(bulb.admin, "PUT", &path, r#"{"weight": 0}"#, None),
@@ -113,9 +106,9 @@ fn writes_need_the_token_when_one_is_set() {
     let path = format!("/upstreams/web/backends/{}/disable", a.addr);
     assert_eq!(write(bulb.admin, "POST", &path, "", None), 401);
     assert_eq!(write(bulb.admin, "POST", &path, "", Some("wrong")), 403);
-    assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "active");
+    assert_eq!(bulb.backend("web", a.addr)["admin_state"], "active");
     assert_eq!(write(bulb.admin, "POST", &path, "", Some("s3cret")), 200);
-    assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "disabled");
+    assert_eq!(bulb.backend("web", a.addr)["admin_state"], "disabled");
     // Disabled: nothing usable, 503, while health checks would go on.
     assert_eq!(bulb.get("/").expect("request").status, 503);
     assert!(
@@ -149,8 +142,8 @@ fn the_state_file_carries_overrides_across_a_restart() {
     let again = Bulb::spawn(&bulb.conf, &bulb.dir, &[]);
     bulb.child = again;
     bulb.wait_ready();
-    assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "draining");
-    assert_eq!(backend_status(&bulb, b.addr)["weight"], 7);
+    assert_eq!(bulb.backend("web", a.addr)["admin_state"], "draining");
+    assert_eq!(bulb.backend("web", b.addr)["weight"], 7);
     assert_eq!(tally(bulb.addr, "/", 10).get("b"), Some(&10));
     // A corrupt file is logged and ignored, never fatal.
     std::fs::write(bulb.dir.join("state.json"), "{not json").expect("write");
@@ -158,7 +151,7 @@ fn the_state_file_carries_overrides_across_a_restart() {
     assert!(bulb.wait_exit(Duration::from_secs(5)).is_some());
     bulb.child = Bulb::spawn(&bulb.conf, &bulb.dir, &[]);
     bulb.wait_ready();
-    assert_eq!(backend_status(&bulb, a.addr)["admin_state"], "active");
+    assert_eq!(bulb.backend("web", a.addr)["admin_state"], "active");
     assert!(bulb.logs().contains("is not valid"), "{}", bulb.logs());
 }
 

@@ -188,8 +188,8 @@ fn queue_rejections_on_a_tcp_listener_are_counted() {
     settled(&bulb);
     // The one slot, then one waiting in the queue, then one over the queue.
     let depth = || {
-        let text = bulb.admin_get("/metrics").body;
-        metric(&text, "bulb_queue_depth{upstream=\"db\"}").unwrap_or(-1.0)
+        bulb.metric("bulb_queue_depth{upstream=\"db\"}")
+            .unwrap_or(-1.0)
     };
     assert!(wait_for(Duration::from_secs(5), || depth() == 0.0).is_some());
     let (first, _) = tcp_hello(bulb.addr, None).expect("the first session");
@@ -296,8 +296,10 @@ fn reload_keeps_open_sessions_and_sigterm_lets_them_finish() {
 
     // SIGTERM: no new sessions; the open one runs until the graceful timeout.
     bulb.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(TcpStream::connect_timeout(&bulb.addr, Duration::from_millis(300)).is_err());
+    let refused = wait_for(Duration::from_secs(3), || {
+        TcpStream::connect_timeout(&bulb.addr, Duration::from_millis(300)).is_err()
+    });
+    assert!(refused.is_some(), "the listener closes on SIGTERM");
     (&old).write_all(b"during stop\n").expect("write");
     assert_eq!(read_line(&old).expect("echo"), "during stop");
     let took = bulb.wait_exit(Duration::from_secs(6)).expect("exit");
@@ -481,7 +483,8 @@ fn config_errors_for_tcp_listeners() {
         ),
     ];
     for (i, (yaml, want)) in cases.iter().enumerate() {
-        let (code, err) = check_config(&dir, &format!("bad{i}.yaml"), yaml);
+        let c = check_config(&dir, &format!("bad{i}.yaml"), yaml);
+        let (code, err) = (c.code, c.stderr);
         assert_eq!(code, Some(1), "case {i}: {err}");
         assert!(err.contains(want), "case {i}: {err}");
         assert!(

@@ -99,3 +99,19 @@ pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Resp> {
     get_with(addr, path, &[])
 }
+
+/// Send raw bytes; everything the server answered, as text.
+pub fn raw_text(addr: SocketAddr, bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&raw(addr, bytes).unwrap_or_default()).into_owned()
+}
+
+/// Send raw bytes; the status of the first response (None: closed without
+/// one) and everything the server answered, as text.
+pub fn raw_status(addr: SocketAddr, bytes: &[u8]) -> (Option<u16>, String) {
+    let text = raw_text(addr, bytes);
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .or_else(|| text.strip_prefix("HTTP/1.0 "))
+        .and_then(|r| r.get(..3)?.parse().ok());
+    (status, text)
+}

@@ -3,7 +3,7 @@
 use super::client::get;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -33,15 +33,18 @@ pub struct LoadStats {
 /// until stopped; bounded by `max` duration.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
     handles: Vec<thread::JoinHandle<LoadStats>>,
 }
 
 impl Load {
     pub fn start(addr: SocketAddr, threads: usize, max: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
         let handles = (0..threads)
             .map(|_| {
                 let stop = stop.clone();
+                let answered = answered.clone();
                 thread::spawn(move || {
                     let mut st = LoadStats::default();
                     let t = Instant::now();
@@ -58,12 +61,34 @@ impl Load {
                             }
                             Err(_) => st.errors += 1,
                         }
+                        answered.fetch_add(1, Ordering::SeqCst);
                     }
                     st
                 })
             })
             .collect();
-        Load { stop, handles }
+        Load {
+            stop,
+            answered,
+            handles,
+        }
+    }
+
+    /// Requests finished so far, whatever their outcome.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::SeqCst)
+    }
+
+    /// Wait (up to 10 s) until `n` more requests have finished: the load is
+    /// flowing (before an event), or went on flowing (after one).
+    pub fn flows(&self, n: u64) {
+        let want = self.answered() + n;
+        let flowed = super::wait_for(Duration::from_secs(10), || self.answered() >= want);
+        assert!(
+            flowed.is_some(),
+            "the load stalled at {} requests",
+            self.answered()
+        );
     }
 
     pub fn finish(self) -> LoadStats {

@@ -216,6 +216,22 @@ impl Bulb {
         wait_for(Duration::from_secs(5), || self.generation() == n).is_some()
     }
 
+    /// The `/status` entry of backend `addr` in upstream `upstream`.
+    pub fn backend(&self, upstream: &str, addr: impl std::fmt::Display) -> serde_json::Value {
+        let addr = addr.to_string();
+        let s = self.admin_get("/status").body;
+        let v: serde_json::Value = serde_json::from_str(&s).expect("/status is JSON");
+        v["upstreams"][upstream]["backends"]
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["address"] == addr.as_str()).cloned())
+            .unwrap_or_else(|| panic!("{addr} not in {v}"))
+    }
+
+    /// The value of a metric line of `/metrics` (see [`metric`]).
+    pub fn metric(&self, line_prefix: &str) -> Option<f64> {
+        metric(&self.admin_get("/metrics").body, line_prefix)
+    }
+
     pub fn admin_get(&self, path: &str) -> Resp {
         get(self.admin, path).expect("admin request")
     }
@@ -281,7 +297,7 @@ pub fn rss_kb(pid: u32) -> u64 {
 }
 
 /// `bulb -t -c FILE` on `yaml` written to `dir/name`: exit code and stderr.
-pub fn check_config(dir: &std::path::Path, name: &str, yaml: &str) -> (Option<i32>, String) {
+pub fn check_config(dir: &std::path::Path, name: &str, yaml: &str) -> Checked {
     let f = dir.join(name);
     std::fs::write(&f, yaml).expect("write config");
     let out = Command::new(bulb_bin())
@@ -290,8 +306,21 @@ pub fn check_config(dir: &std::path::Path, name: &str, yaml: &str) -> (Option<i3
         .arg(&f)
         .output()
         .expect("run bulb -t");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    Checked {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        path: f.display().to_string(),
+    }
+}
+
+/// What `bulb -t` said of a file.
+pub struct Checked {
+    /// Its exit code.
+    pub code: Option<i32>,
+    /// What it printed on stdout and stderr.
+    pub stdout: String,
+    pub stderr: String,
+    /// The file's path (as it appears in the messages).
+    pub path: String,
 }
