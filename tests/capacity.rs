@@ -36,11 +36,10 @@ fn queue_depth(bulb: &Bulb) -> f64 {
 }
 
 fn capped(b: &Backend, max: u32, queue: &str) -> String {
-    format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n\
-         upstreams:\n  web:\n{queue}    backends:\n      - {{address: {}, max_conns: {max}}}\n",
-        b.addr
-    )
+    Conf::empty()
+        .upstream(queue)
+        .backend(b.addr, &format!("max_conns: {max}"))
+        .yaml()
 }
 
 #[test]
@@ -99,8 +98,11 @@ fn a_queue_timeout_is_503_after_about_the_timeout() {
 #[test]
 fn a_client_that_leaves_the_queue_frees_its_place() {
     let slow = Backend::start("slow", Mode::Slow(Duration::from_millis(1000)));
-    let conf = capped(&slow, 1, "    queue: {size: 1, timeout: 10s}\n")
-        .replace("access_log: off", "access_log: \"{DIR}/access.log\"");
+    let conf = Conf::empty()
+        .access_log("{DIR}/access.log")
+        .upstream("    queue: {size: 1, timeout: 10s}\n")
+        .backend(slow.addr, "max_conns: 1")
+        .yaml();
     let bulb = Bulb::start(&conf);
     let addr = bulb.addr;
     let first = std::thread::spawn(move || get(addr, "/").map_or(0, |r| r.status));

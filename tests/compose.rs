@@ -163,7 +163,7 @@ fn ws_backend() -> SocketAddr {
 #[test]
 fn websocket_passes_through() {
     let ws = ws_backend();
-    let yaml = format!("listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\nupstreams:\n  ws:\n    backends: [{{address: \"{ws}\"}}]\n");
+    let yaml = Conf::empty().named("ws").backend(ws, "").yaml();
     let bulb = Bulb::start(&yaml);
     let mut s = TcpStream::connect(bulb.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

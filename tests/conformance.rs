@@ -376,11 +376,11 @@ fn a_buffered_body_is_retried_on_another_backend_after_a_connect_failure() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead_addr = dead.local_addr().expect("addr");
     drop(dead);
-    let yaml = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n\
-         upstreams:\n  web:\n    retries: 1\n    backends:\n      - address: {dead_addr}\n      - address: {}\n",
-        rec.addr
-    );
+    let yaml = Conf::empty()
+        .upstream("    retries: 1\n")
+        .backend(dead_addr, "")
+        .backend(rec.addr, "")
+        .yaml();
     let bulb = Bulb::start(&yaml);
     for i in 0..6 {
         let body = format!("payload-{i}");

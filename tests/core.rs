@@ -31,11 +31,10 @@ fn round_robin_gives_equal_shares() {
 fn weights_one_to_three() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
-    let yaml = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\nupstreams:\n  web:\n    backends:\n\
-         \x20     - {{address: \"{}\", weight: 1}}\n      - {{address: \"{}\", weight: 3}}\n",
-        a.addr, b.addr
-    );
+    let yaml = Conf::empty()
+        .backend(a.addr, "weight: 1")
+        .backend(b.addr, "weight: 3")
+        .yaml();
     let bulb = Bulb::start(&yaml);
     let m = tally(bulb.addr, "/", 400);
     let (na, nb) = (
@@ -186,14 +185,17 @@ fn routes_by_host_and_path_404_and_503() {
     let web = Backend::start("web", Mode::Ok);
     let dead = Backend::start("dead", Mode::Ok);
     dead.stop();
-    let yaml = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\n\
-         routes:\n  - {{host: api.example.com, path_prefix: /v1, upstream: api}}\n\
-         \x20 - {{host: \"*.example.com\", upstream: web}}\n  - {{path_prefix: /down, upstream: down}}\n\
-         upstreams:\n  api: {{backends: [{{address: \"{}\"}}]}}\n  web: {{backends: [{{address: \"{}\"}}]}}\n\
-         \x20 down:\n    backends: [{{address: \"{}\"}}]\n    health_check: {{kind: tcp, interval: 1s, timeout: 200ms}}\n",
-        api.addr, web.addr, dead.addr
-    );
+    let yaml = Conf::empty()
+        .top(
+            "routes:\n  - {host: api.example.com, path_prefix: /v1, upstream: api}\n\
+             \x20 - {host: \"*.example.com\", upstream: web}\n  - {path_prefix: /down, upstream: down}\n",
+        )
+        .upstreams(&format!(
+            "  api: {{backends: [{{address: \"{}\"}}]}}\n  web: {{backends: [{{address: \"{}\"}}]}}\n\
+             \x20 down:\n    backends: [{{address: \"{}\"}}]\n    health_check: {{kind: tcp, interval: 1s, timeout: 200ms}}\n",
+            api.addr, web.addr, dead.addr
+        ))
+        .yaml();
     let bulb = Bulb::start(&yaml);
     let h = |host: &str, path: &str| get_with(bulb.addr, path, &[("Host", host)]).unwrap();
     assert_eq!(h("API.example.com:8080", "/v1/x").body, "api");
@@ -252,10 +254,9 @@ fn headers_seen_by_the_backend() {
 #[test]
 fn hostname_backend_resolves() {
     let a = Backend::start("local", Mode::Ok);
-    let yaml = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\nupstreams:\n  web:\n    backends: [{{address: \"localhost:{}\"}}]\n",
-        a.addr.port()
-    );
+    let yaml = Conf::empty()
+        .backend(format!("localhost:{}", a.addr.port()), "")
+        .yaml();
     let bulb = Bulb::start(&yaml);
     assert!(wait_for(Duration::from_secs(5), || bulb
         .get("/")
@@ -270,13 +271,14 @@ fn connect_failure_is_502_and_hang_is_504() {
     let dead = Backend::start("dead", Mode::Ok);
     dead.stop();
     let hang = Backend::start("hang", Mode::Hang);
-    let yaml = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\n\
-         routes: [{{path_prefix: /hang, upstream: hang}}, {{upstream: dead}}]\n\
-         upstreams:\n  dead: {{backends: [{{address: \"{}\"}}], retries: 0}}\n\
-         \x20 hang: {{backends: [{{address: \"{}\"}}], read_timeout: 500ms, retries: 0}}\n",
-        dead.addr, hang.addr
-    );
+    let yaml = Conf::empty()
+        .top("routes: [{path_prefix: /hang, upstream: hang}, {upstream: dead}]\n")
+        .upstreams(&format!(
+            "  dead: {{backends: [{{address: \"{}\"}}], retries: 0}}\n\
+             \x20 hang: {{backends: [{{address: \"{}\"}}], read_timeout: 500ms, retries: 0}}\n",
+            dead.addr, hang.addr
+        ))
+        .yaml();
     let bulb = Bulb::start(&yaml);
     assert_eq!(bulb.get("/").unwrap().status, 502);
     let t = Instant::now();

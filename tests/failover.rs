@@ -148,12 +148,11 @@ fn passive_ejection_and_readmission() {
 fn backup_only_while_primaries_are_down() {
     let p = Backend::start("primary", Mode::Ok);
     let bk = Backend::start("backup", Mode::Ok);
-    let yaml = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\nupstreams:\n  web:\n\
-         \x20   health_check: {{kind: tcp, interval: 200ms, timeout: 200ms, healthy_after: 1, unhealthy_after: 1}}\n\
-         \x20   backends:\n      - address: \"{}\"\n      - {{address: \"{}\", backup: true}}\n",
-        p.addr, bk.addr
-    );
+    let yaml = Conf::empty()
+        .upstream("    health_check: {kind: tcp, interval: 200ms, timeout: 200ms, healthy_after: 1, unhealthy_after: 1}\n")
+        .backend(p.addr, "")
+        .backend(bk.addr, "backup: true")
+        .yaml();
     let bulb = Bulb::start(&yaml);
     assert_eq!(tally(bulb.addr, "/", 20).get("primary"), Some(&20));
     p.stop();
@@ -172,11 +171,11 @@ fn backup_only_while_primaries_are_down() {
 #[test]
 fn unresolvable_name_beside_a_good_backend() {
     let a = Backend::start("a", Mode::Ok);
-    let yaml = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\nupstreams:\n  web:\n    discovery_interval: 500ms\n\
-         \x20   backends:\n      - address: \"{}\"\n      - address: no-such-host.invalid:80\n",
-        a.addr
-    );
+    let yaml = Conf::empty()
+        .upstream("    discovery_interval: 500ms\n")
+        .backend(a.addr, "")
+        .backend("no-such-host.invalid:80", "")
+        .yaml();
     let bulb = Bulb::start(&yaml);
     assert_eq!(tally(bulb.addr, "/", 20).get("a"), Some(&20));
     std::thread::sleep(Duration::from_millis(1200));
@@ -193,11 +192,9 @@ fn unresolvable_name_beside_a_good_backend() {
 fn reset_before_response_is_retried_for_get_but_not_for_post() {
     let bad = Backend::start("bad", Mode::Close);
     let good = Backend::start("good", Mode::Ok);
-    let yaml = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\naccess_log: off\nupstreams:\n  web:\n    retries: 1\n\
-         \x20   algorithm: consistent_hash\n    hash_key: header:X-K\n    backends:\n{}",
-        backends_yaml(&[bad.addr, good.addr])
-    );
+    let yaml = Conf::addrs(&[bad.addr, good.addr])
+        .upstream("    retries: 1\n    algorithm: consistent_hash\n    hash_key: header:X-K\n")
+        .yaml();
     let bulb = Bulb::start(&yaml);
     // Find a key that hashes to `bad` first.
     let key = (0..200)

@@ -71,15 +71,11 @@ fn assert_every_kind(rs: &[Value], names: &[&str]) {
 /// An h2c listener (and admin) in front of upstream `grpc`, spoken to in
 /// h2c, over `peers`; `extra`: more upstream keys, each line indented by 4.
 fn h2c_conf(peers: &[&GrpcPeer], extra: &str) -> String {
-    let backends: Vec<String> = peers
-        .iter()
-        .map(|p| format!("{{address: \"{}\"}}", p.addr))
-        .collect();
-    format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\n    h2c: true\nadmin:\n  address: \"{{ADMIN}}\"\naccess_log: off\n\
-         upstreams:\n  grpc:\n    protocol: h2c\n{extra}    backends: [{}]\n",
-        backends.join(", ")
-    )
+    let conf = Conf::empty()
+        .named("grpc")
+        .listener("    h2c: true\n")
+        .upstream(&format!("    protocol: h2c\n{extra}"));
+    peers.iter().fold(conf, |c, p| c.backend(p.addr, "")).yaml()
 }
 
 #[test]
@@ -114,11 +110,13 @@ fn grpc_over_h2c_every_call_kind() {
 #[test]
 fn h2c_preface_needs_an_h2c_listener() {
     let a = GrpcPeer::h2c("a");
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\naccess_log: off\n\
-         upstreams:\n  grpc:\n    protocol: h2c\n    backends: [{{address: \"{}\"}}]\n",
-        a.addr
-    ));
+    let bulb = Bulb::start(
+        &Conf::empty()
+            .named("grpc")
+            .upstream("    protocol: h2c\n")
+            .backend(a.addr, "")
+            .yaml(),
+    );
     let rs = grpc_calls(
         bulb.addr,
         &json!([{"kind": "unary", "method": "Unary", "msgs": ["x"], "timeout": 5}]),
@@ -134,11 +132,20 @@ fn grpc_over_tls_on_both_sides() {
     let backend_cert = ca.leaf("grpc.test");
     let bulb_cert = ca.leaf("bulb.test");
     let a = GrpcPeer::tls("a", &backend_cert, None);
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\n    tls: {{cert: \"{}\", key: \"{}\"}}\naccess_log: off\n\
-         upstreams:\n  grpc:\n    protocol: h2\n    tls: {{sni: grpc.test, ca: \"{}\"}}\n    backends: [{{address: \"{}\"}}]\n",
-        bulb_cert.cert, bulb_cert.key, ca.cert, a.addr
-    ));
+    let bulb = Bulb::start(
+        &Conf::empty()
+            .named("grpc")
+            .listener(&format!(
+                "    tls: {{cert: \"{}\", key: \"{}\"}}\n",
+                bulb_cert.cert, bulb_cert.key
+            ))
+            .upstream(&format!(
+                "    protocol: h2\n    tls: {{sni: grpc.test, ca: \"{}\"}}\n",
+                ca.cert
+            ))
+            .backend(a.addr, "")
+            .yaml(),
+    );
     let tls = Channel::Tls {
         ca: &ca.cert,
         name: "bulb.test",
@@ -160,13 +167,17 @@ fn mutual_tls_with_and_without_a_client_certificate() {
             ca.cert, a.addr
         )
     };
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\n    h2c: true\naccess_log: off\n\
-         routes:\n  - {{host: mtls.test, upstream: mtls}}\n  - {{host: plain.test, upstream: plain}}\n\
-         upstreams:\n{}{}",
-        up("mtls", &format!(", cert: \"{}\", key: \"{}\"", client.cert, client.key)),
-        up("plain", "")
-    ));
+    let bulb = Bulb::start(
+        &Conf::empty()
+            .listener("    h2c: true\n")
+            .top("routes:\n  - {host: mtls.test, upstream: mtls}\n  - {host: plain.test, upstream: plain}\n")
+            .upstreams(&format!(
+                "{}{}",
+                up("mtls", &format!(", cert: \"{}\", key: \"{}\"", client.cert, client.key)),
+                up("plain", "")
+            ))
+            .yaml(),
+    );
     let one = json!([{"kind": "unary", "method": "Unary", "msgs": ["m"], "timeout": 5}]);
     let rs = grpc_calls(bulb.addr, &one, Channel::Clear(Some("mtls.test")));
     assert_eq!(codes(&rs), ["OK"], "{rs:?}");
@@ -193,10 +204,9 @@ fn certificate_failures_are_502_and_passive_failures() {
             web.addr
         )
     };
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\nadmin:\n  address: \"{{ADMIN}}\"\naccess_log: off\n\
-         routes:\n  - {{host: good.test, upstream: good}}\n  - {{host: wrongca.test, upstream: wrongca}}\n  - {{host: wrongname.test, upstream: wrongname}}\n  - {{host: noverify.test, upstream: noverify}}\n  - {{host: fallback.test, upstream: fallback}}\n\
-         upstreams:\n{}{}{}{}{}{}  fallback:\n    protocol: h2\n    tls: {{sni: web.test, ca: \"{}\"}}\n    backends: [{{address: \"{}\"}}]\n",
+    let routes = "routes:\n  - {host: good.test, upstream: good}\n  - {host: wrongca.test, upstream: wrongca}\n  - {host: wrongname.test, upstream: wrongname}\n  - {host: noverify.test, upstream: noverify}\n  - {host: fallback.test, upstream: fallback}\n";
+    let bulb = Bulb::start(&Conf::empty().top(routes).upstreams(&format!(
+        "{}{}{}{}{}{}  fallback:\n    protocol: h2\n    tls: {{sni: web.test, ca: \"{}\"}}\n    backends: [{{address: \"{}\"}}]\n",
         up("good", &format!("{{sni: web.test, ca: \"{}\"}}", ca.cert)),
         up("wrongca", &format!("{{sni: web.test, ca: \"{}\"}}", other.cert)),
         up("wrongname", &format!("{{sni: api.test, ca: \"{}\"}}", ca.cert)),
@@ -205,7 +215,7 @@ fn certificate_failures_are_502_and_passive_failures() {
         probed("probewrongca", &format!("{{sni: web.test, ca: \"{}\"}}", other.cert)),
         ca.cert,
         web.addr,
-    ));
+    )).yaml());
     let get = |host: &str| {
         let r = raw_text(
             bulb.addr,
@@ -485,16 +495,15 @@ fn new_tls_backend_connections_resume_the_session() {
     let clients = Ca::new(&dir, "clients");
     let client = clients.leaf("bulb-client");
     let web = GrpcPeer::https("web", &ca.leaf("web.test"));
-    let bulb = Bulb::start(&format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\naccess_log: off\n\
-         routes:\n  - {{host: ca.test, upstream: ca}}\n  - {{host: mtls.test, upstream: mtls}}\n  - {{host: nv.test, upstream: nv}}\n\
-         upstreams:\n  nv:\n    tls: {{verify: false}}\n    backends: [{{address: \"{web}\"}}]\n  ca:\n    tls: {{sni: web.test, ca: \"{ca}\"}}\n    backends: [{{address: \"{web}\"}}]\n\
+    let routes = "routes:\n  - {host: ca.test, upstream: ca}\n  - {host: mtls.test, upstream: mtls}\n  - {host: nv.test, upstream: nv}\n";
+    let bulb = Bulb::start(&Conf::empty().top(routes).upstreams(&format!(
+        "  nv:\n    tls: {{verify: false}}\n    backends: [{{address: \"{web}\"}}]\n  ca:\n    tls: {{sni: web.test, ca: \"{ca}\"}}\n    backends: [{{address: \"{web}\"}}]\n\
          \x20 mtls:\n    tls: {{sni: web.test, ca: \"{ca}\", cert: \"{}\", key: \"{}\"}}\n    backends: [{{address: \"{web}\"}}]\n",
         client.cert,
         client.key,
         ca = ca.cert,
         web = web.addr,
-    ));
+    )).yaml());
     for host in ["nv.test", "ca.test", "mtls.test"] {
         let resumed: Vec<String> = (0..4)
             .map(|_| {

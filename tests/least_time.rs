@@ -72,11 +72,11 @@ fn equal_speeds_share_equally_and_weights_count() {
     // flight to share by weight: slower answers keep 20 clients' worth there).
     a.set_mode(Mode::Slow(Duration::from_millis(20)));
     b.set_mode(Mode::Slow(Duration::from_millis(20)));
-    let w = format!(
-        "listeners: [{{address: \"{{LISTEN}}\"}}]\nadmin: {{address: \"{{ADMIN}}\"}}\naccess_log: off\n\
-         upstreams:\n  web:\n    algorithm: least_time\n    backends:\n      - {{address: {}, weight: 1}}\n      - {{address: {}, weight: 3}}\n",
-        a.addr, b.addr
-    );
+    let w = Conf::empty()
+        .upstream("    algorithm: least_time\n")
+        .backend(a.addr, "weight: 1")
+        .backend(b.addr, "weight: 3")
+        .yaml();
     let bulb = Bulb::start(&w);
     let s = shares(&bulb, 2.0);
     let ratio = s.get("b").copied().unwrap_or(0.0) / s.get("a").copied().unwrap_or(1.0);

@@ -11,17 +11,16 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// A config with one tcp listener on `{LISTEN}` over upstream `db`.
-fn tcp_conf(bs: &[&TcpBackend], listener_extra: &str, upstream_extra: &str) -> String {
-    let backends: String = bs
-        .iter()
-        .map(|b| format!("      - address: {}\n", b.addr))
-        .collect();
-    format!(
-        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 2\n\
-         listeners:\n  - address: \"{{LISTEN}}\"\n    protocol: tcp\n    upstream: db\n{listener_extra}\
-         admin: {{address: \"{{ADMIN}}\"}}\naccess_log: \"{{DIR}}/access.log\"\n\
-         upstreams:\n  db:\n{upstream_extra}    backends:\n{backends}"
-    )
+fn tcp_conf(bs: &[&TcpBackend], listener_extra: &str, upstream_extra: &str) -> Conf {
+    let conf = Conf::empty()
+        .named("db")
+        .top("grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 2\n")
+        .listener(&format!(
+            "    protocol: tcp\n    upstream: db\n{listener_extra}"
+        ))
+        .access_log("{DIR}/access.log")
+        .upstream(upstream_extra);
+    bs.iter().fold(conf, |c, b| c.backend(b.addr, ""))
 }
 
 /// Wait until no backend of upstream `db` has a session open (bulb's
@@ -69,7 +68,7 @@ fn pattern(len: usize) -> Vec<u8> {
 #[test]
 fn echo_and_a_large_transfer_pass_unchanged() {
     let a = TcpBackend::start("a", TcpMode::Echo);
-    let bulb = Bulb::start(&tcp_conf(&[&a], "", ""));
+    let bulb = Bulb::start(&tcp_conf(&[&a], "", "").yaml());
     let (s, name) = tcp_hello(bulb.addr, None).expect("session");
     assert_eq!(name, "a");
     let data = pattern(16 * 1024 * 1024);
@@ -111,7 +110,7 @@ fn round_robin_least_connections_and_client_ip_hash() {
         .map(|n| TcpBackend::start(n, TcpMode::Echo))
         .collect();
     let refs: Vec<&TcpBackend> = bs.iter().collect();
-    let rr = Bulb::start(&tcp_conf(&refs, "", ""));
+    let rr = Bulb::start(&tcp_conf(&refs, "", "").yaml());
     let shares = names(rr.addr, 30, None);
     assert_eq!(shares.len(), 3, "{shares:?}");
     assert!(
@@ -120,7 +119,7 @@ fn round_robin_least_connections_and_client_ip_hash() {
     );
 
     // Least connections: hold two sessions open; the next goes to the third.
-    let lc = Bulb::start(&tcp_conf(&refs, "", "    algorithm: least_connections\n"));
+    let lc = Bulb::start(&tcp_conf(&refs, "", "    algorithm: least_connections\n").yaml());
     settled(&lc);
     let (_s1, n1) = tcp_hello(lc.addr, None).expect("s1");
     let (_s2, n2) = tcp_hello(lc.addr, None).expect("s2");
@@ -130,7 +129,7 @@ fn round_robin_least_connections_and_client_ip_hash() {
     assert_eq!(seen, ["a", "b", "c"]);
 
     // Consistent hash on the client address: one address, one backend.
-    let hash = Bulb::start(&tcp_conf(&refs, "", "    algorithm: consistent_hash\n"));
+    let hash = Bulb::start(&tcp_conf(&refs, "", "    algorithm: consistent_hash\n").yaml());
     let mut chosen = HashMap::new();
     // Twelve addresses: the ring depends on the backends' (ephemeral)
     // ports, and five all landed on one backend about once in 60 runs.
@@ -151,11 +150,14 @@ fn round_robin_least_connections_and_client_ip_hash() {
 fn a_dead_backend_is_skipped_and_its_sessions_end() {
     let a = TcpBackend::start("a", TcpMode::Echo);
     let b = TcpBackend::start("b", TcpMode::Echo);
-    let bulb = Bulb::start(&tcp_conf(
-        &[&a, &b],
-        "",
-        "    retries: 1\n    passive: {max_fails: 1, fail_timeout: 30s}\n",
-    ));
+    let bulb = Bulb::start(
+        &tcp_conf(
+            &[&a, &b],
+            "",
+            "    retries: 1\n    passive: {max_fails: 1, fail_timeout: 30s}\n",
+        )
+        .yaml(),
+    );
     // A session on `a`, then `a` dies: the session ends, nothing hangs.
     let (s, _) = std::iter::repeat_with(|| tcp_hello(bulb.addr, None).expect("session"))
         .find(|(_, n)| n == "a")
@@ -180,10 +182,9 @@ fn a_dead_backend_is_skipped_and_its_sessions_end() {
 #[test]
 fn queue_rejections_on_a_tcp_listener_are_counted() {
     let one = TcpBackend::start("one", TcpMode::Echo);
-    let conf = tcp_conf(&[&one], "", "    queue: {size: 1, timeout: 300ms}\n").replace(
-        &format!("address: {}\n", one.addr),
-        &format!("{{address: {}, max_conns: 1}}\n", one.addr),
-    );
+    let conf = tcp_conf(&[], "", "    queue: {size: 1, timeout: 300ms}\n")
+        .backend(one.addr, "max_conns: 1")
+        .yaml();
     let bulb = Bulb::start(&conf);
     settled(&bulb);
     // The one slot, then one waiting in the queue, then one over the queue.
@@ -222,7 +223,7 @@ fn health_checks_eject_and_readmit() {
     let a = TcpBackend::start("a", TcpMode::Echo);
     let b = TcpBackend::start("b", TcpMode::Echo);
     let hc = "    health_check: {kind: tcp, interval: 200ms, timeout: 200ms, unhealthy_after: 1, healthy_after: 1}\n";
-    let bulb = Bulb::start(&tcp_conf(&[&a, &b], "", hc));
+    let bulb = Bulb::start(&tcp_conf(&[&a, &b], "", hc).yaml());
     assert!(
         wait_for(Duration::from_secs(3), || names(bulb.addr, 4, None).len()
             == 2)
@@ -250,7 +251,7 @@ fn health_checks_eject_and_readmit() {
 #[test]
 fn a_half_close_is_passed_on_and_the_reply_still_arrives() {
     let a = TcpBackend::start("a", TcpMode::ReplyAtEof);
-    let bulb = Bulb::start(&tcp_conf(&[&a], "", ""));
+    let bulb = Bulb::start(&tcp_conf(&[&a], "", "").yaml());
     let mut s = TcpStream::connect(bulb.addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -265,7 +266,7 @@ fn a_half_close_is_passed_on_and_the_reply_still_arrives() {
 fn proxy_protocol_v1_and_v2_tell_the_backend_the_client() {
     for v in ["v1", "v2"] {
         let a = TcpBackend::start("a", TcpMode::Proxy);
-        let bulb = Bulb::start(&tcp_conf(&[&a], &format!("    proxy_protocol: {v}\n"), ""));
+        let bulb = Bulb::start(&tcp_conf(&[&a], &format!("    proxy_protocol: {v}\n"), "").yaml());
         let (s, line) = tcp_hello(bulb.addr, Some("127.0.0.7")).expect("session");
         let local = s.local_addr().expect("local");
         assert_eq!(line, format!("a proxy {v} {local}"));
@@ -279,10 +280,10 @@ fn proxy_protocol_v1_and_v2_tell_the_backend_the_client() {
 fn reload_keeps_open_sessions_and_sigterm_lets_them_finish() {
     let a = TcpBackend::start("a", TcpMode::Echo);
     let b = TcpBackend::start("b", TcpMode::Echo);
-    let mut bulb = Bulb::start(&tcp_conf(&[&a], "", ""));
+    let mut bulb = Bulb::start(&tcp_conf(&[&a], "", "").yaml());
     let (old, name) = tcp_hello(bulb.addr, None).expect("session");
     assert_eq!(name, "a");
-    bulb.rewrite(&tcp_conf(&[&b], "", ""));
+    bulb.rewrite(&tcp_conf(&[&b], "", "").yaml());
     bulb.signal("HUP");
     assert!(bulb.wait_generation(2));
     let (_new, name) = tcp_hello(bulb.addr, None).expect("new session");
@@ -312,11 +313,12 @@ fn reload_keeps_open_sessions_and_sigterm_lets_them_finish() {
 #[test]
 fn a_tcp_listener_added_by_reload_is_handed_over_without_dropping_sessions() {
     let a = TcpBackend::start("a", TcpMode::Echo);
-    let mut bulb = Bulb::start(&tcp_conf(&[&a], "", ""));
+    let mut bulb = Bulb::start(&tcp_conf(&[&a], "", "").yaml());
     let (old, _) = tcp_hello(bulb.addr, None).expect("session");
     let second: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let added = format!("  - {{address: \"{second}\", protocol: tcp, upstream: db}}\n");
-    let yaml = tcp_conf(&[&a], "", "").replace("admin:", &format!("{added}admin:"));
+    // A second entry in the listener list.
+    let yaml = tcp_conf(&[&a], "", "").listener(&added).yaml();
     bulb.rewrite(&yaml);
     bulb.signal("HUP");
     let up = wait_for(Duration::from_secs(10), || {
@@ -344,7 +346,7 @@ fn a_tcp_listener_added_by_reload_is_handed_over_without_dropping_sessions() {
 fn silent_clients_hung_and_closing_backends_end_cleanly() {
     // A client that sends nothing to a backend that never answers: idle timeout.
     let hold = TcpBackend::start("hold", TcpMode::Hold);
-    let bulb = Bulb::start(&tcp_conf(&[&hold], "    idle_timeout: 500ms\n", ""));
+    let bulb = Bulb::start(&tcp_conf(&[&hold], "    idle_timeout: 500ms\n", "").yaml());
     let mut s = TcpStream::connect(bulb.addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
@@ -365,7 +367,7 @@ fn silent_clients_hung_and_closing_backends_end_cleanly() {
 
     // A backend that closes at once: the client sees the close at once.
     let close = TcpBackend::start("close", TcpMode::Close);
-    let bulb = Bulb::start(&tcp_conf(&[&close], "", ""));
+    let bulb = Bulb::start(&tcp_conf(&[&close], "", "").yaml());
     let mut s = TcpStream::connect(bulb.addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
@@ -381,7 +383,7 @@ fn fds(pid: u32) -> usize {
 #[test]
 fn five_thousand_idle_sessions_leave_nothing_behind() {
     let hold = TcpBackend::start("hold", TcpMode::Hold);
-    let bulb = Bulb::start(&tcp_conf(&[&hold], "", ""));
+    let bulb = Bulb::start(&tcp_conf(&[&hold], "", "").yaml());
     let pid = bulb.child.id();
     // Warm up allocator and runtime, then measure. A session ends when both
     // sides have closed: the clients, then the backend.
@@ -498,8 +500,9 @@ fn config_errors_for_tcp_listeners() {
 #[test]
 fn the_client_connection_cap_covers_tcp_listeners() {
     let hold = TcpBackend::start("hold", TcpMode::Hold);
-    let conf =
-        tcp_conf(&[&hold], "", "").replace("admin:", "limits: {max_client_connections: 3}\nadmin:");
+    let conf = tcp_conf(&[&hold], "", "")
+        .top("limits: {max_client_connections: 3}\n")
+        .yaml();
     let bulb = Bulb::start(&conf);
     std::thread::sleep(Duration::from_millis(300)); // the harness's probes close
     let held: Vec<TcpStream> = (0..3)

@@ -10,11 +10,10 @@ fn tls_listener_speaks_h2_and_http11() {
     let a = Backend::start("a", Mode::Ok);
     let dir = tempdir();
     let (cert, key) = self_signed(&dir);
-    let yaml = format!(
-        "listeners:\n  - address: \"{{LISTEN}}\"\n    tls: {{cert: \"{cert}\", key: \"{key}\"}}\naccess_log: off\n\
-         upstreams:\n  web:\n    backends: [{{address: \"{}\"}}]\n",
-        a.addr
-    );
+    let yaml = Conf::web(&[&a])
+        .no_admin()
+        .listener(&format!("    tls: {{cert: \"{cert}\", key: \"{key}\"}}\n"))
+        .yaml();
     let dir2 = tempdir();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let conf = dir2.join("bulb.yaml");
@@ -77,14 +76,14 @@ fn a_renewed_certificate_is_served_after_a_reload() {
         std::fs::copy(&leaf.key, &key).unwrap();
     };
     install(&old);
-    let yaml = format!(
-        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 2\n\
-         listeners:\n  - address: \"{{LISTEN}}\"\n    tls: {{cert: \"{}\", key: \"{}\"}}\naccess_log: off\n\
-         upstreams:\n  web:\n    backends: [{{address: \"{}\"}}]\n",
-        cert.display(),
-        key.display(),
-        a.addr
-    );
+    let yaml = Conf::web(&[&a])
+        .top("grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 2\n")
+        .listener(&format!(
+            "    tls: {{cert: \"{}\", key: \"{}\"}}\n",
+            cert.display(),
+            key.display()
+        ))
+        .yaml();
     let mut bulb = Bulb::start(&yaml);
     let port = bulb.addr.port();
     assert_eq!(status_trusting(port, &old_ca.cert), 200, "{}", bulb.logs());
