@@ -15,13 +15,36 @@
 
 pub mod attempt;
 
-use crate::guard::Counted;
 use crate::metrics::Metrics;
 use crate::pool::queue::{Busy, Rejected};
 use crate::pool::{Lease, Pool, Tried};
 use crate::state::Shared;
 use std::future::Future;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// One open client connection, counted until dropped.
+#[derive(Debug)]
+pub struct Counted(Arc<AtomicI64>);
+
+impl Counted {
+    /// Count one more connection on `open`.
+    pub fn new(open: &Arc<AtomicI64>) -> Self {
+        open.fetch_add(1, Relaxed);
+        Counted(open.clone())
+    }
+
+    /// Connections open now, this one included.
+    pub fn open(&self) -> i64 {
+        self.0.load(Relaxed)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
 
 /// Count a newly accepted client connection; `None` (counted as refused)
 /// when it would pass `limits.max_client_connections`: the caller closes it.

@@ -26,7 +26,7 @@ mod link;
 mod stream;
 
 pub use link::Link;
-pub use stream::{ClientStream, Counted};
+pub use stream::ClientStream;
 
 use crate::state::Shared;
 use async_trait::async_trait;

@@ -3,6 +3,7 @@
 //! that tells whether Pingora read past the end of a request (pipelining).
 
 use super::link::Link;
+use crate::admission::Counted;
 use async_trait::async_trait;
 use pingora_core::apps::HttpPersistentSettings;
 use pingora_core::protocols::raw_connect::ProxyDigest;
@@ -13,34 +14,10 @@ use pingora_core::protocols::{
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// One open client connection, counted until dropped.
-#[derive(Debug)]
-pub struct Counted(Arc<AtomicI64>);
-
-impl Counted {
-    /// Count one more connection on `open`.
-    pub fn new(open: &Arc<AtomicI64>) -> Self {
-        open.fetch_add(1, Relaxed);
-        Counted(open.clone())
-    }
-
-    /// Connections open now, this one included.
-    pub fn open(&self) -> i64 {
-        self.0.load(Relaxed)
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-}
 
 /// A client stream whose request head must arrive within a deadline.
 ///
