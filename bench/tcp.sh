@@ -6,6 +6,7 @@
 #             proxy: one short TCP session per request (sessions/s)
 #   idle:     RSS per idle session (bench/idle_conns.py)
 # Usage: bench/tcp.sh [SECONDS=5] [REPEATS=3] [IDLE=5000]   (loopback only)
+# BULB_BASE=/path/to/older/bulb adds that binary as system "base" (ports 8481/8482).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-5}; REPS=${2:-3}; IDLE=${3:-5000}
@@ -72,14 +73,19 @@ iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 & pids+=($!)
 nginx -c "$W/nginx.conf" & pids+=($!); NGINX_MASTER=$!
 haproxy -f "$W/haproxy.cfg" -D -p "$W/haproxy.pid"
 RUST_LOG=warn target/release/bulb -c "$W/bulb.yaml" & pids+=($!); BULB=$!
-for p in 9101 5201 8181 8281 8381; do
+BASE=
+if [ -n "${BULB_BASE:-}" ]; then
+  sed -e 's/83\([0-9]\)/84\1/g' -e 's/bulb\.pid/base.pid/' -e 's/bulb\.sock/base.sock/' "$W/bulb.yaml" > "$W/base.yaml"
+  RUST_LOG=warn "$BULB_BASE" -c "$W/base.yaml" & pids+=($!); BASE=$!
+fi
+for p in 9101 5201 8181 8281 8381 ${BASE:+8481}; do
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
 sleep 1
 nginx_worker=$(pgrep -P "$NGINX_MASTER" | head -1)
-declare -A base=([nginx]=8180 [haproxy]=8280 [bulb]=8380)
-declare -A pid=([nginx]=$nginx_worker [haproxy]=$(cat "$W/haproxy.pid") [bulb]=$BULB)
-systems=(nginx haproxy bulb)
+declare -A base=([nginx]=8180 [haproxy]=8280 [bulb]=8380 [base]=8480)
+declare -A pid=([nginx]=$nginx_worker [haproxy]=$(cat "$W/haproxy.pid") [bulb]=$BULB [base]=$BASE)
+systems=(nginx haproxy bulb ${BASE:+base})
 RES="$W/results.txt"; : > "$RES"
 for _ in $(seq "$REPS"); do
   for s in "${systems[@]}"; do
@@ -108,8 +114,10 @@ python3 - "$RES" "$MEM" <<'PY'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1])]
 med = {}
-for s in ("nginx", "haproxy", "bulb"):
+for s in ("nginx", "haproxy", "bulb", "base"):
     r = [x for x in rows if x[0] == s]
+    if not r:
+        continue
     med[s] = (st.median(float(x[1]) for x in r), st.median(float(x[2]) for x in r))
 print(f"\n{'system':<9}{'bulk Gbit/s':>13}{'sessions/s':>12}")
 for s, (g, c) in med.items():

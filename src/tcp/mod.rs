@@ -24,7 +24,6 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::upstreams::peer::{BasicPeer, PeerOptions};
 use relay::{End, Meter};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,31 +101,23 @@ impl TcpProxy {
             .new_stream(&peer)
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        own(&stream)
+        own(stream)
     }
 }
 
-/// A tokio socket of our own for Pingora's TCP `stream` (a duplicate of
-/// its descriptor), so the relay can wait on it and `splice` from it; the
-/// caller drops Pingora's stream, which holds nothing buffered yet.
-fn own(stream: &Stream) -> std::io::Result<TcpStream> {
+/// The tokio socket under Pingora's TCP `stream`, so the relay can wait on
+/// it and `splice` from it (taken out of the stream, which holds nothing
+/// buffered yet: no duplicate descriptor, no second registration).
+fn own(stream: Stream) -> std::io::Result<TcpStream> {
     let l4 = stream
-        .as_any()
-        .downcast_ref::<L4Stream>()
-        .ok_or_else(|| std::io::Error::other("not a plain TCP stream"))?;
-    // SAFETY: dup(2) of a descriptor Pingora's stream holds open; the copy is
-    // owned by the std stream built from it.
-    let fd = unsafe { libc::dup(l4.as_raw_fd()) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor of a connected TCP socket we own.
-    let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    std.set_nonblocking(true)?;
-    // Small writes (a request, a reply) go out at once, as nginx's stream
-    // module does by default.
-    std.set_nodelay(true)?;
-    TcpStream::from_std(std)
+        .into_any()
+        .downcast::<L4Stream>()
+        .map_err(|_| std::io::Error::other("not a plain TCP stream"))?;
+    // Pingora's listener and connector already set TCP_NODELAY: small
+    // writes (a request, a reply) go out at once, as with nginx's stream module.
+    (*l4)
+        .into_tcp()
+        .map_err(|_| std::io::Error::other("bytes are buffered in the TCP stream"))
 }
 
 /// Everything about one session the access log and counters need.
@@ -175,14 +166,13 @@ impl ServerApp for TcpProxy {
         // Over max_client_connections: closed at once.
         let _counted = admission::connection(&self.shared)?;
         let start = Instant::now();
-        let client = match own(&stream) {
+        let client = match own(stream) {
             Ok(s) => s,
             Err(e) => {
                 debug!("tcp: cannot take the client socket: {e}");
                 return None;
             }
         };
-        drop(stream);
         let local = client.local_addr().ok()?;
         let peer = client.peer_addr().ok();
         let rt = self.shared.runtime.load_full();

@@ -801,10 +801,40 @@ impl GetSocketDigest for Stream {
     }
 }
 
+impl Stream {
+    /// bulb patch (vendor/pingora-core/PATCH.md, "TCP sessions without
+    /// duplicated sockets"): the plain TCP socket under this stream, for a
+    /// caller that moves the bytes itself (with `splice`), still registered
+    /// with the runtime that made it. `Err(self)` when it is not a plain TCP
+    /// socket, or when bytes wait in either buffer or were put back to be
+    /// read again (they would be lost).
+    pub fn into_tcp(mut self) -> std::result::Result<TcpStream, Self> {
+        let clean = self.rewind_read_buf.is_empty()
+            && match self.stream() {
+                BufferedStream::UnbufferedRead(w) => w.buffer().is_empty(),
+                BufferedStream::BufferedRead(r) => {
+                    r.buffer().is_empty() && r.get_ref().buffer().is_empty()
+                }
+            }
+            && matches!(self.stream().get_ref().stream, RawStream::Tcp(_));
+        if !clean {
+            return Err(self);
+        }
+        let inner = self.stream.take().expect("stream should always be set");
+        match inner.into_inner().stream {
+            RawStream::Tcp(s) => Ok(s),
+            _ => unreachable!("checked to be TCP above"),
+        }
+    }
+}
+
 impl Drop for Stream {
     fn drop(&mut self) {
         if let Some(t) = self.tracer.as_ref() {
             t.0.on_disconnected();
+        }
+        if self.stream.is_none() {
+            return; // bulb patch: its socket was taken by `into_tcp`
         }
         /* use nodelay/local_addr function to detect socket status */
         let ret = match &self.stream().get_ref().stream {
