@@ -3,6 +3,7 @@
 //! runtime is built from).
 
 pub mod certs;
+pub mod defaults;
 pub mod file;
 pub mod locate;
 pub mod model;

@@ -35,13 +35,13 @@ pub struct LimitsSpec {
 impl Default for LimitsSpec {
     fn default() -> Self {
         LimitsSpec {
-            max_header_bytes: 16 * 1024,
-            client_keepalive_timeout: Duration::from_secs(60),
-            client_read_buffer_bytes: 0,
-            client_header_timeout: Duration::from_secs(10),
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+            client_keepalive_timeout: defaults::CLIENT_KEEPALIVE_TIMEOUT,
+            client_read_buffer_bytes: defaults::CLIENT_READ_BUFFER_BYTES,
+            client_header_timeout: defaults::CLIENT_HEADER_TIMEOUT,
             max_client_connections: None,
-            request_buffer_bytes: 64 * 1024,
-            client_body_timeout: Duration::from_secs(60),
+            request_buffer_bytes: defaults::REQUEST_BUFFER_BYTES,
+            client_body_timeout: defaults::CLIENT_BODY_TIMEOUT,
             rate: None,
         }
     }

@@ -4,6 +4,8 @@
 mod limits;
 mod upstream;
 
+use super::defaults;
+
 pub use limits::*;
 pub use upstream::*;
 
@@ -146,10 +148,6 @@ impl ListenerSpec {
         (self.address, self.tls.as_ref(), self.tcp.is_some())
     }
 }
-
-/// How long a TCP session may be idle in both directions by default
-/// (nginx's `proxy_timeout` is 10 minutes).
-pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What a TCP listener does with each connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

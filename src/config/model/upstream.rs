@@ -165,9 +165,6 @@ impl UpstreamProtocol {
     }
 }
 
-/// The default `max_h2_streams`: concurrent streams per backend connection.
-pub const DEFAULT_MAX_H2_STREAMS: usize = 100;
-
 /// How bulb connects to an upstream's backends.
 #[derive(Debug, Clone)]
 pub struct TransportSpec {
@@ -184,7 +181,7 @@ impl Default for TransportSpec {
         TransportSpec {
             protocol: UpstreamProtocol::Http1,
             tls: None,
-            max_h2_streams: DEFAULT_MAX_H2_STREAMS,
+            max_h2_streams: defaults::MAX_H2_STREAMS,
         }
     }
 }
@@ -263,7 +260,7 @@ impl Default for LeastTimeSpec {
     fn default() -> Self {
         LeastTimeSpec {
             metric: TimeMetric::Header,
-            decay: Duration::from_secs(10),
+            decay: defaults::LEAST_TIME_DECAY,
         }
     }
 }

@@ -67,16 +67,24 @@ impl Validator {
             }
             n.max(1)
         };
-        let healthy_after = count("healthy_after", h.healthy_after, 2);
-        let unhealthy_after = count("unhealthy_after", h.unhealthy_after, 3);
+        let healthy_after = count("healthy_after", h.healthy_after, defaults::HEALTHY_AFTER);
+        let unhealthy_after = count(
+            "unhealthy_after",
+            h.unhealthy_after,
+            defaults::UNHEALTHY_AFTER,
+        );
         HealthCheckSpec {
             kind,
             interval: self.duration(
                 &format!("{p}.interval"),
                 &h.interval,
-                Duration::from_secs(2),
+                defaults::HEALTH_INTERVAL,
             ),
-            timeout: self.duration(&format!("{p}.timeout"), &h.timeout, Duration::from_secs(1)),
+            timeout: self.duration(
+                &format!("{p}.timeout"),
+                &h.timeout,
+                defaults::HEALTH_TIMEOUT,
+            ),
             healthy_after,
             unhealthy_after,
         }

@@ -109,7 +109,7 @@ impl Validator {
         let idle_timeout = self.duration(
             &format!("{p}.idle_timeout"),
             &l.idle_timeout,
-            DEFAULT_TCP_IDLE_TIMEOUT,
+            defaults::TCP_IDLE_TIMEOUT,
         );
         Some(TcpSpec {
             upstream,

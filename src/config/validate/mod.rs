@@ -8,6 +8,7 @@ mod routes;
 mod transport;
 mod upstreams;
 
+use super::defaults;
 use super::file::*;
 use super::locate::{Locator, Pos};
 use super::model::*;
@@ -248,16 +249,18 @@ impl Validator {
     fn server(&mut self, mut s: ServerConf) -> ServerConf {
         let given = |k: &str| self.loc.top_keys().iter().any(|t| t == k);
         if !given("threads") {
-            s.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            s.threads = defaults::threads();
         }
         if !given("pid_file") {
-            s.pid_file = "/tmp/bulb.pid".into();
+            s.pid_file = defaults::PID_FILE.into();
         }
         if !given("upgrade_sock") {
-            s.upgrade_sock = "/tmp/bulb_upgrade.sock".into();
+            s.upgrade_sock = defaults::UPGRADE_SOCK.into();
         }
-        s.grace_period_seconds.get_or_insert(1);
-        s.graceful_shutdown_timeout_seconds.get_or_insert(5);
+        s.grace_period_seconds
+            .get_or_insert(defaults::GRACE_PERIOD_SECONDS);
+        s.graceful_shutdown_timeout_seconds
+            .get_or_insert(defaults::GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS);
         if s.threads == 0 {
             self.err("threads", "threads must be at least 1");
             s.threads = 1;

@@ -2,9 +2,9 @@
 //! how they bind health checks and tcp listeners.
 
 use super::Validator;
-use crate::config::certs;
 use crate::config::file::{UpstreamFile, UpstreamTlsFile};
 use crate::config::model::*;
+use crate::config::{certs, defaults};
 
 /// The most concurrent streams allowed on one backend connection.
 const MAX_H2_STREAMS: usize = 10_000;
@@ -41,20 +41,20 @@ impl Validator {
             _ => {}
         }
         let max_h2_streams = match u.max_h2_streams {
-            None => DEFAULT_MAX_H2_STREAMS,
+            None => defaults::MAX_H2_STREAMS,
             Some(_) if protocol == UpstreamProtocol::Http1 => {
                 self.err(
                     &format!("{p}.max_h2_streams"),
                     "max_h2_streams applies only to protocol h2 or h2c",
                 );
-                DEFAULT_MAX_H2_STREAMS
+                defaults::MAX_H2_STREAMS
             }
             Some(n) if !(1..=MAX_H2_STREAMS).contains(&n) => {
                 self.err(
                     &format!("{p}.max_h2_streams"),
                     format!("max_h2_streams {n} is out of range: must be 1 to {MAX_H2_STREAMS}"),
                 );
-                DEFAULT_MAX_H2_STREAMS
+                defaults::MAX_H2_STREAMS
             }
             Some(n) => n,
         };

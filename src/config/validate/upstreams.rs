@@ -58,7 +58,7 @@ impl Validator {
             .as_ref()
             .map(|h| self.health(&format!("{p}.health_check"), h));
         let passive = u.passive.as_ref().map(|ps| {
-            let max_fails = ps.max_fails.unwrap_or(1);
+            let max_fails = ps.max_fails.unwrap_or(defaults::MAX_FAILS);
             if max_fails == 0 {
                 self.err(
                     &format!("{p}.passive.max_fails"),
@@ -70,7 +70,7 @@ impl Validator {
                 fail_timeout: self.duration(
                     &format!("{p}.passive.fail_timeout"),
                     &ps.fail_timeout,
-                    Duration::from_secs(10),
+                    defaults::FAIL_TIMEOUT,
                 ),
             }
         });
@@ -83,25 +83,25 @@ impl Validator {
             discovery_interval: self.duration(
                 &format!("{p}.discovery_interval"),
                 &u.discovery_interval,
-                Duration::from_secs(5),
+                defaults::DISCOVERY_INTERVAL,
             ),
             health_check,
             passive,
-            retries: u.retries.unwrap_or(1),
+            retries: u.retries.unwrap_or(defaults::RETRIES),
             connect_timeout: self.duration(
                 &format!("{p}.connect_timeout"),
                 &u.connect_timeout,
-                Duration::from_secs(2),
+                defaults::CONNECT_TIMEOUT,
             ),
             read_timeout: self.duration(
                 &format!("{p}.read_timeout"),
                 &u.read_timeout,
-                Duration::from_secs(30),
+                defaults::READ_TIMEOUT,
             ),
             write_timeout: self.duration(
                 &format!("{p}.write_timeout"),
                 &u.write_timeout,
-                Duration::from_secs(30),
+                defaults::WRITE_TIMEOUT,
             ),
             least_time: self.least_time(&p, u, algorithm),
             slow_start: self.slow_start(&p, u, algorithm),
@@ -110,7 +110,7 @@ impl Validator {
                 timeout: self.duration(
                     &format!("{p}.queue.timeout"),
                     &q.timeout,
-                    Duration::from_secs(5),
+                    defaults::QUEUE_TIMEOUT,
                 ),
             }),
             transport,
@@ -168,7 +168,7 @@ impl Validator {
             );
             return None;
         }
-        Some(self.duration(&path, &Some(d.clone()), Duration::from_secs(30)))
+        Some(self.duration(&path, &Some(d.clone()), defaults::SLOW_START))
     }
 
     pub(super) fn hash_key(&mut self, path: &str, k: &str) -> HashKey {
@@ -194,7 +194,7 @@ impl Validator {
     }
 
     pub(super) fn backend(&mut self, p: &str, b: &BackendFile) -> Option<BackendSpec> {
-        let weight = b.weight.unwrap_or(1);
+        let weight = b.weight.unwrap_or(defaults::WEIGHT);
         if !(1..=10_000).contains(&weight) {
             self.err(
                 &format!("{p}.weight"),
