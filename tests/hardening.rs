@@ -56,6 +56,26 @@ fn malformed_requests_never_reach_a_backend() {
 }
 
 #[test]
+fn clients_that_leave_mid_head_are_not_logged_as_errors() {
+    // Port probes (`echo > /dev/tcp/...`) and spare browser connections
+    // send a few bytes of a head, or none, and close: routine, not an error.
+    let a = Backend::start("a", Mode::Ok);
+    let bulb = Bulb::start(&Conf::web(&[&a]).yaml());
+    for bytes in [&b"\n"[..], b"G", b"GET / HTTP/1.1\r\nHost: a\r\n", b""] {
+        let mut s = TcpStream::connect(bulb.addr).expect("connect");
+        s.write_all(bytes).expect("write");
+        drop(s);
+    }
+    // A request after them is served, and by then the closes were handled.
+    assert_eq!(bulb.get("/").unwrap().status, 200);
+    let served = wait_for(Duration::from_secs(5), || a.hits() >= 1);
+    assert!(served.is_some());
+    let logs = bulb.logs();
+    assert!(!logs.contains("ERROR"), "{logs}");
+    assert_eq!(a.hits(), 1, "none of them reached the backend");
+}
+
+#[test]
 fn smuggled_request_is_never_forwarded() {
     let a = Backend::start("a", Mode::Ok);
     let bulb = Bulb::start(&Conf::web(&[&a]).yaml());

@@ -359,6 +359,14 @@ where
                         .unwrap_or_else(|e| {
                             error!("failed to send error response to downstream: {e}");
                         });
+                } else if matches!(e.etype, ConnectionClosed | ReadError) {
+                    // bulb patch (PATCH.md, "A client that leaves mid-head"): a
+                    // client (a port probe, a browser's spare connection) that
+                    // closes before its head is complete is routine, not an error.
+                    debug!(
+                        "Fail to proxy: {e}, downstream session type: {}",
+                        downstream_session.session_type()
+                    );
                 } else {
                     // otherwise the connection must be broken, no need to send anything
                     error!(
