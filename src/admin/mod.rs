@@ -1,5 +1,6 @@
-//! The admin HTTP service, on `admin.address` only: `/healthz`, `/status`
-//! (JSON) and `/metrics` (Prometheus text, encoded by the `prometheus` crate).
+//! The admin HTTP service, on `admin.address` only: `/` (the dashboard),
+//! `/healthz`, `/status` (JSON) and `/metrics` (Prometheus text, encoded by
+//! the `prometheus` crate).
 
 pub mod metrics;
 pub mod ops;
@@ -58,7 +59,16 @@ impl Admin {
                 json!({ "algorithm": p.cfg.algorithm.name(), "protocol": p.cfg.transport.protocol.name(), "tls": p.cfg.transport.tls.is_some(), "backends": backends }),
             );
         }
-        json!({ "generation": rt.generation, "upstreams": upstreams })
+        let listeners: Vec<_> = rt
+            .config
+            .listeners
+            .iter()
+            .map(|l| {
+                let protocol = if l.tcp.is_some() { "tcp" } else { "http" };
+                json!({ "address": l.address.to_string(), "protocol": protocol, "tls": l.tls.is_some() })
+            })
+            .collect();
+        json!({ "generation": rt.generation, "listeners": listeners, "upstreams": upstreams })
     }
 }
 
@@ -108,6 +118,29 @@ impl Admin {
     }
 }
 
+/// The dashboard: one self-contained page (`dashboard.html`, embedded in the
+/// binary) that reads `/status` and `/metrics` and writes through the admin
+/// API. Its policy allows nothing from another host.
+fn dashboard() -> Response<Vec<u8>> {
+    const PAGE: &str = include_str!("dashboard.html");
+    const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                       connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'";
+    let mut r = reply(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        PAGE.as_bytes().to_vec(),
+    );
+    r.headers_mut().insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static(CSP),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
 fn reply(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut r = Response::new(body);
     *r.status_mut() = status;
@@ -136,6 +169,7 @@ impl ServeHttp for Admin {
             );
         }
         match req.uri.path() {
+            "/" => dashboard(),
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok".to_vec()),
             "/status" => {
                 let mut body = serde_json::to_vec_pretty(&self.status()).unwrap_or_default();
@@ -149,5 +183,19 @@ impl ServeHttp for Admin {
             ),
             _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dashboard_loads_nothing_from_another_host() {
+        let page = include_str!("dashboard.html");
+        for bad in [
+            "http://", "https://", "//cdn", "src=\"//", "@import", "url(",
+        ] {
+            assert!(!page.contains(bad), "the page names {bad}");
+        }
+        assert!(page.len() < 40 * 1024, "a few tens of KB at most");
     }
 }

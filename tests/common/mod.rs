@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod backend;
+pub mod browser;
 pub mod certs;
 pub mod client;
 pub mod grpc;
