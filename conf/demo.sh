@@ -18,7 +18,7 @@ sleep 1
 cat <<TXT
 
 bulb is up:  curl http://127.0.0.1:8080/          (answers "Hello from web1", web2, web3 in turn)
-admin:       curl http://127.0.0.1:9901/status    curl http://127.0.0.1:9901/metrics
+admin:       http://127.0.0.1:9901/ (dashboard)   curl http://127.0.0.1:9901/status    curl http://127.0.0.1:9901/metrics
 reload:      kill -HUP ${pids[3]}                 stop: Ctrl-C
 
 TXT
