@@ -28,7 +28,11 @@ fn the_dashboard_shows_backends_and_drives_the_admin_api() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);
     let c = Backend::start("c", Mode::Ok);
-    let bulb = Bulb::start(&Conf::web(&[&a, &b, &c]).upstream(CHECK).yaml());
+    let yaml = Conf::web(&[&a, &b, &c])
+        .upstream(CHECK)
+        .top("grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 2\n")
+        .yaml();
+    let bulb = Bulb::start(&yaml);
     let browser = Browser::start(1280, 800);
     open(&browser, &bulb, &[&a, &b, &c]);
     assert!(browser.text("#listeners").contains(&bulb.addr.to_string()));
@@ -77,6 +81,20 @@ fn the_dashboard_shows_backends_and_drives_the_admin_api() {
     browser.wait_text("#conn", Duration::from_secs(3), |t| t == "live");
     let st = load.finish();
     assert_eq!(st.errors, 0, "{st:?}");
+
+    // And across a hand-over to a new process (a listener is added): the
+    // page reconnects to the successor, which lists the new listener.
+    let second = format!("127.0.0.1:{}", free_port());
+    bulb.rewrite(&yaml.replace(
+        "listeners: [{address: \"{LISTEN}\"}]",
+        &format!("listeners: [{{address: \"{{LISTEN}}\"}}, {{address: \"{second}\"}}]"),
+    ));
+    bulb.signal("HUP");
+    browser.wait_text("#listeners", Duration::from_secs(15), |t| {
+        t.contains(&second)
+    });
+    browser.wait_text("#conn", Duration::from_secs(3), |t| t == "live");
+    bulb.stop_successors();
 }
 
 #[test]
