@@ -250,7 +250,18 @@ impl AsyncWrite for ClientStream {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
+    /// Pingora shuts a client connection down right before dropping it. On
+    /// plain TCP the close that follows sends the FIN anyway, so only the
+    /// write buffer is flushed: one `shutdown(2)` less per connection. TLS
+    /// still shuts down (it sends close_notify).
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self
+            .inner
+            .as_any()
+            .is::<pingora_core::protocols::l4::stream::Stream>()
+        {
+            return Pin::new(&mut self.inner).poll_flush(cx);
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(

@@ -16,7 +16,7 @@
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use log::{debug, error};
+use log::debug;
 
 use pingora_error::{ErrorType::*, OrErr, Result};
 #[cfg(target_os = "linux")]
@@ -836,36 +836,13 @@ impl Drop for Stream {
         if self.stream.is_none() {
             return; // bulb patch: its socket was taken by `into_tcp`
         }
-        /* use nodelay/local_addr function to detect socket status */
-        let ret = match &self.stream().get_ref().stream {
-            RawStream::Tcp(s) => s.nodelay().err(),
-            #[cfg(unix)]
-            RawStream::Unix(s) => s.local_addr().err(),
-            RawStream::Virtual(_) => {
-                // TODO: should this do something?
-                None
-            }
-        };
-        if let Some(e) = ret {
-            match e.kind() {
-                tokio::io::ErrorKind::Other => {
-                    if let Some(ecode) = e.raw_os_error() {
-                        if ecode == 9 {
-                            // Or we could panic here
-                            error!("Crit: socket {:?} is being double closed", self.stream);
-                        }
-                    }
-                }
-                _ => {
-                    debug!("Socket is already broken {:?}", e);
-                }
-            }
-        } else {
-            // try flush the write buffer. We use now_or_never() because
-            // 1. Drop cannot be async
-            // 2. write should usually be ready, unless the buf is full.
-            let _ = self.flush().now_or_never();
-        }
+        // bulb patch (PATCH.md, "No socket check on drop"): Pingora checked
+        // the socket with `nodelay()` here (a `getsockopt` on every dropped TCP
+        // stream) only to log a double close; the write buffer is still flushed.
+        // Try flush the write buffer. We use now_or_never() because
+        // 1. Drop cannot be async
+        // 2. write should usually be ready, unless the buf is full.
+        let _ = self.flush().now_or_never();
         debug!("Dropping socket {:?}", self.stream);
     }
 }
