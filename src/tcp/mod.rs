@@ -63,7 +63,8 @@ impl TcpProxy {
         loop {
             let retry = attempts.count() > 0;
             let metrics = &self.shared.metrics;
-            // A client that leaves while queued is noticed when its session starts.
+            // A client that leaves while queued is noticed once a backend is
+            // leased: the relay then sees its close.
             let gone = std::future::pending();
             let lease = admission::lease(metrics, pool, key, attempts.tried(), retry, gone).await?;
             let backend = attempts.start(lease).clone();
