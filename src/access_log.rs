@@ -1,16 +1,18 @@
 //! The access log: nginx "combined" lines plus the upstream address and the
-//! request time. Requests hand lines to a writer thread over a bounded
+//! request time, or one JSON object per line (`format: json`). Requests hand lines to a writer thread over a bounded
 //! channel and never wait: when the writer falls behind, lines are dropped
 //! and counted. The writer sleeps until a line arrives, writes everything
 //! queued by then in one go, and confirms a [`AccessLog::flush`] once what
 //! was queued before it is written.
 
-use crate::config::AccessLogSpec;
+mod json;
+
+use crate::config::{AccessLogSpec, LogFormat};
 use arc_swap::ArcSwapOption;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -56,6 +58,16 @@ pub struct Entry<'a> {
     pub upstream: Option<SocketAddr>,
     /// Time from request start to log.
     pub elapsed: Duration,
+    /// The upstream the request was routed to (JSON only).
+    pub upstream_name: Option<&'a str>,
+    /// Backends tried (JSON only).
+    pub attempts: u32,
+    /// The client's `X-Request-Id` (JSON only).
+    pub request_id: Option<&'a [u8]>,
+    /// The client's W3C `traceparent` (JSON only: its trace id).
+    pub traceparent: Option<&'a [u8]>,
+    /// TLS version of the client connection (JSON only).
+    pub tls_version: Option<&'a str>,
 }
 
 enum Msg {
@@ -69,23 +81,27 @@ enum Msg {
 pub struct AccessLog {
     tx: ArcSwapOption<SyncSender<Msg>>,
     dropped: Arc<AtomicU64>,
+    json: AtomicBool,
 }
 
 const QUEUE: usize = 16 * 1024;
 
 impl AccessLog {
-    /// Start logging to `target` (a writer thread per target).
-    pub fn new(target: &AccessLogSpec) -> Self {
+    /// Start logging to `target` in `format` (a writer thread per target).
+    pub fn new(target: &AccessLogSpec, format: LogFormat) -> Self {
         let log = AccessLog {
             tx: ArcSwapOption::empty(),
             dropped: Arc::new(AtomicU64::new(0)),
+            json: AtomicBool::new(false),
         };
-        log.retarget(target);
+        log.retarget(target, format);
         log
     }
 
-    /// Switch to `target` (a reload may change it); also reopens a file.
-    pub fn retarget(&self, target: &AccessLogSpec) {
+    /// Switch to `target` and `format` (a reload may change them); also
+    /// reopens a file.
+    pub fn retarget(&self, target: &AccessLogSpec, format: LogFormat) {
+        self.json.store(format == LogFormat::Json, Relaxed);
         let tx = match target {
             AccessLogSpec::Off => None,
             t => {
@@ -138,12 +154,24 @@ impl AccessLog {
 
     /// Queue one request line; never blocks.
     pub fn log(&self, e: Entry<'_>) {
-        self.send(format_line(&e, SystemTime::now()));
+        let now = SystemTime::now();
+        let line = if self.json.load(Relaxed) {
+            crate::access_log::json::request(&e, now)
+        } else {
+            format_line(&e, now)
+        };
+        self.send(line);
     }
 
     /// Queue one TCP session line; never blocks.
     pub fn log_session(&self, e: SessionEntry<'_>) {
-        self.send(format_session(&e, SystemTime::now()));
+        let now = SystemTime::now();
+        let line = if self.json.load(Relaxed) {
+            crate::access_log::json::session(&e, now)
+        } else {
+            format_session(&e, now)
+        };
+        self.send(line);
     }
 
     fn send(&self, line: String) {
@@ -267,7 +295,7 @@ pub fn format_session(e: &SessionEntry<'_>, now: SystemTime) -> String {
 
 /// The status written for a request that got no response (nginx's "client
 /// closed request").
-const CLIENT_CLOSED: u16 = 499;
+pub(crate) const CLIENT_CLOSED: u16 = 499;
 
 /// One line: `addr - - [time] "METHOD URI VERSION" status bytes "referer" "ua" upstream rt`.
 pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
@@ -293,11 +321,8 @@ pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
     s
 }
 
-/// `21/Nov/2026:10:51:08 +0000` (UTC).
-fn clf_time(s: &mut String, now: SystemTime) {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+/// Civil date and time (UTC) of `now`: year, month, day, seconds of the day.
+fn civil(now: SystemTime) -> (i64, i64, i64, u64) {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Civil-from-days (Howard Hinnant).
@@ -309,7 +334,15 @@ fn clf_time(s: &mut String, now: SystemTime) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    (yoe + era * 400 + i64::from(m <= 2), m, d, rem)
+}
+
+/// `21/Nov/2026:10:51:08 +0000` (UTC).
+fn clf_time(s: &mut String, now: SystemTime) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, m, d, rem) = civil(now);
     let _ = write!(
         s,
         "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
@@ -339,6 +372,11 @@ mod tests {
             user_agent: Some(b"curl/8"),
             upstream: Some("127.0.0.1:9001".parse().unwrap()),
             elapsed: Duration::from_millis(3),
+            upstream_name: Some("web"),
+            attempts: 1,
+            request_id: None,
+            traceparent: None,
+            tls_version: None,
         };
         let t = UNIX_EPOCH + Duration::from_secs(1_795_258_268);
         assert_eq!(

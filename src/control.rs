@@ -181,8 +181,9 @@ impl Control {
             &self.shared.metrics,
         ));
         self.warm_up(&new).await;
-        if new.config.access_log != old.config.access_log {
-            self.shared.access_log.retarget(&new.config.access_log);
+        let (log, format) = (&new.config.access_log, new.config.access_log_format);
+        if *log != old.config.access_log || format != old.config.access_log_format {
+            self.shared.access_log.retarget(log, format);
         } else {
             self.shared.access_log.reopen();
         }

@@ -90,7 +90,7 @@ pub fn run(
 
     let metrics = Metrics::default();
     let dns = Arc::new(DnsCache::default());
-    let access_log = AccessLog::new(&config.access_log);
+    let access_log = AccessLog::new(&config.access_log, config.access_log_format);
     let listeners = config.listeners.clone();
     let admin_addr = config.admin;
     let config_read_buffer = config.limits.client_read_buffer_bytes;

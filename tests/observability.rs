@@ -158,3 +158,49 @@ fn access_log_to_a_file_and_reopen_on_hup() {
         .is_some()
     );
 }
+
+#[test]
+fn json_access_log_lines_parse_and_carry_ids() {
+    let a = Backend::start("a", Mode::Ok);
+    let conf = Conf::web(&[&a])
+        .default_access_log()
+        .top("access_log: {path: \"{DIR}/access.log\", format: json}\n");
+    let bulb = Bulb::start(&conf.yaml());
+    let hostile = b"GET /q?x=%22y HTTP/1.1\r\nHost: a\r\nUser-Agent: tab\there \"quoted\" back\\slash \xc3\xa9\r\nX-Request-Id: req-42\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nConnection: close\r\n\r\n";
+    assert!(raw_text(bulb.addr, hostile).starts_with("HTTP/1.1 200"));
+    let log = bulb.dir.join("access.log");
+    let lines = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("each line is JSON"))
+            .filter(|v| v["uri"] == "/q?x=%22y")
+            .collect::<Vec<_>>()
+    };
+    assert!(wait_for(Duration::from_secs(5), || !lines().is_empty()).is_some());
+    let v = &lines()[0];
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["user_agent"], "tab\there \"quoted\" back\\slash é");
+    assert_eq!(v["request_id"], "req-42");
+    assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(v["upstream"], "web");
+    assert_eq!(v["backend"], a.addr.to_string());
+    assert_eq!(v["attempts"], 1);
+    assert!(v["duration"].as_f64().is_some_and(|d| d >= 0.0), "{v}");
+    assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+    // A bad format is a config error with its place.
+    let bad = Conf::web(&[&a])
+        .default_access_log()
+        .top("access_log: {path: stdout, format: xml}\n")
+        .yaml()
+        .replace("{LISTEN}", "127.0.0.1:1")
+        .replace("{ADMIN}", "127.0.0.1:2");
+    let c = check_config(&bulb.dir, "bad.yaml", &bad);
+    assert_eq!(c.code, Some(1), "{}", c.stderr);
+    assert!(
+        c.stderr.contains("unknown access_log format `xml`"),
+        "{}",
+        c.stderr
+    );
+}

@@ -73,7 +73,8 @@ pub struct AdminFile {
     pub state_file: Option<String>,
 }
 
-/// `access_log:` is either a boolean (`false` = off) or a target string.
+/// `access_log:` is a boolean (`false` = off), a target string, or a map
+/// with `path` and `format`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum AccessLogFile {
@@ -81,6 +82,18 @@ pub enum AccessLogFile {
     Flag(bool),
     /// `stdout`, `off` or a path.
     Target(String),
+    /// `{path: stdout | off | PATH, format: combined | json}`.
+    Table(AccessLogTable),
+}
+
+/// The map form of `access_log:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogTable {
+    /// `stdout` (default), `off` or a file path.
+    pub path: Option<String>,
+    /// `combined` (default) or `json`.
+    pub format: Option<String>,
 }
 
 /// One routing rule.

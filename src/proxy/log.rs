@@ -40,6 +40,14 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
             user_agent: req.headers.get(header::USER_AGENT).map(|v| v.as_bytes()),
             upstream: ctx.attempts.last().map(|b| b.addr),
             elapsed,
+            upstream_name: ctx.pool.as_ref().map(|p| p.cfg.name.as_str()),
+            attempts: ctx.attempts.count(),
+            request_id: req.headers.get("x-request-id").map(|v| v.as_bytes()),
+            traceparent: req.headers.get("traceparent").map(|v| v.as_bytes()),
+            tls_version: session
+                .digest()
+                .and_then(|d| d.ssl_digest.as_ref())
+                .map(|t| &*t.version),
         });
     }
 }

@@ -30,6 +30,8 @@ pub struct Config {
     pub admin_state_file: Option<String>,
     /// Access log target.
     pub access_log: AccessLogSpec,
+    /// Access log line format.
+    pub access_log_format: LogFormat,
     /// Routing rules, first match wins.
     pub routes: Vec<RouteSpec>,
     /// Upstream pools; routes refer to them by index.
@@ -191,6 +193,16 @@ pub enum AccessLogSpec {
     Stdout,
     /// Append to this file.
     File(String),
+}
+
+/// The access log's line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// nginx "combined" plus the backend and the request time.
+    #[default]
+    Combined,
+    /// One JSON object per line.
+    Json,
 }
 
 /// How a route matches the request's host.

@@ -1,4 +1,4 @@
-//! Listeners: addresses, protocols (http, tcp), TLS and h2c, and the upstream a tcp listener names.
+//! Listeners (addresses, protocols: http, tcp; TLS and h2c; the upstream a tcp listener names) and the access log.
 
 use super::*;
 
@@ -144,5 +144,39 @@ impl Validator {
                 Some(u) => self.tcp_transport(&p, u),
             }
         }
+    }
+
+    /// `access_log`: where, and in which format.
+    pub(super) fn access_log(&mut self, f: &Option<AccessLogFile>) -> (AccessLogSpec, LogFormat) {
+        let (path, format) = match f {
+            None | Some(AccessLogFile::Flag(true)) => (Some("stdout"), None),
+            Some(AccessLogFile::Flag(false)) => (Some("off"), None),
+            Some(AccessLogFile::Target(s)) => (Some(s.as_str()), None),
+            Some(AccessLogFile::Table(t)) => (t.path.as_deref(), t.format.as_deref()),
+        };
+        let target = match path.unwrap_or("stdout") {
+            "stdout" | "-" => AccessLogSpec::Stdout,
+            "off" => AccessLogSpec::Off,
+            "" => {
+                self.err(
+                    "access_log",
+                    "access_log must be stdout, off or a file path",
+                );
+                AccessLogSpec::Off
+            }
+            p => AccessLogSpec::File(p.to_string()),
+        };
+        let format = match format.unwrap_or("combined") {
+            "combined" => LogFormat::Combined,
+            "json" => LogFormat::Json,
+            other => {
+                self.err(
+                    "access_log.format",
+                    format!("unknown access_log format `{other}`: use combined or json"),
+                );
+                LogFormat::Combined
+            }
+        };
+        (target, format)
     }
 }

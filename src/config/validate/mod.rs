@@ -180,22 +180,7 @@ impl Validator {
                 );
             }
         }
-        let access_log = match &file.access_log {
-            None | Some(AccessLogFile::Flag(true)) => AccessLogSpec::Stdout,
-            Some(AccessLogFile::Flag(false)) => AccessLogSpec::Off,
-            Some(AccessLogFile::Target(s)) => match s.as_str() {
-                "stdout" | "-" => AccessLogSpec::Stdout,
-                "off" => AccessLogSpec::Off,
-                "" => {
-                    self.err(
-                        "access_log",
-                        "access_log must be stdout, off or a file path",
-                    );
-                    AccessLogSpec::Off
-                }
-                p => AccessLogSpec::File(p.to_string()),
-            },
-        };
+        let (access_log, access_log_format) = self.access_log(&file.access_log);
         let names: Vec<String> = file.upstreams.keys().cloned().collect();
         let upstreams: Vec<UpstreamSpec> = file
             .upstreams
@@ -238,6 +223,7 @@ impl Validator {
             }),
             admin_state_file: file.admin.as_ref().and_then(|a| a.state_file.clone()),
             access_log,
+            access_log_format,
             routes,
             upstreams,
             limits,
