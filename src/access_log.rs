@@ -154,24 +154,26 @@ impl AccessLog {
 
     /// Queue one request line; never blocks.
     pub fn log(&self, e: Entry<'_>) {
-        let now = SystemTime::now();
-        let line = if self.json.load(Relaxed) {
-            crate::access_log::json::request(&e, now)
-        } else {
-            format_line(&e, now)
-        };
-        self.send(line);
+        self.send_as(|now| json::request(&e, now), |now| format_line(&e, now));
     }
 
     /// Queue one TCP session line; never blocks.
     pub fn log_session(&self, e: SessionEntry<'_>) {
+        self.send_as(|now| json::session(&e, now), |now| format_session(&e, now));
+    }
+
+    /// Format a line as the configured format says, then queue it.
+    fn send_as(
+        &self,
+        json: impl FnOnce(SystemTime) -> String,
+        combined: impl FnOnce(SystemTime) -> String,
+    ) {
         let now = SystemTime::now();
-        let line = if self.json.load(Relaxed) {
-            crate::access_log::json::session(&e, now)
+        self.send(if self.json.load(Relaxed) {
+            json(now)
         } else {
-            format_session(&e, now)
-        };
-        self.send(line);
+            combined(now)
+        });
     }
 
     fn send(&self, line: String) {
