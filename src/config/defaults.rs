@@ -59,6 +59,14 @@ pub const GRACE_PERIOD_SECONDS: u64 = 1;
 /// `graceful_shutdown_timeout_seconds`.
 pub const GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
 
+/// `work_stealing` for `threads` workers: off for one worker (there is
+/// nothing to steal, and a current-thread runtime wakes tasks for less:
+/// `bench/ab.sh` with `B_TOP="work_stealing: false"`, 8-13 % less CPU per
+/// request), Pingora's default (on) for more.
+pub fn work_stealing(threads: usize) -> bool {
+    threads != 1
+}
+
 /// `threads`: one per core.
 pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -243,6 +243,9 @@ impl Validator {
         if !given("upgrade_sock") {
             s.upgrade_sock = defaults::UPGRADE_SOCK.into();
         }
+        if !given("work_stealing") {
+            s.work_stealing = defaults::work_stealing(s.threads);
+        }
         s.grace_period_seconds
             .get_or_insert(defaults::GRACE_PERIOD_SECONDS);
         s.graceful_shutdown_timeout_seconds
@@ -291,4 +294,24 @@ fn valid_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(extra: &str) -> ServerConf {
+        let text = format!(
+            "{extra}listeners: [{{address: 127.0.0.1:1}}]\nupstreams:\n  web:\n    backends: [{{address: 127.0.0.1:2}}]\n"
+        );
+        parse(&text, "t.yaml").expect("valid").server
+    }
+
+    #[test]
+    fn one_worker_runs_without_work_stealing_unless_asked() {
+        assert!(!server("threads: 1\n").work_stealing);
+        assert!(server("threads: 1\nwork_stealing: true\n").work_stealing);
+        assert!(server("threads: 2\n").work_stealing);
+        assert!(!server("threads: 2\nwork_stealing: false\n").work_stealing);
+    }
 }
