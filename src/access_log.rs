@@ -129,6 +129,11 @@ impl AccessLog {
         }
     }
 
+    /// Whether lines are JSON (which carry more fields than combined ones).
+    pub fn json(&self) -> bool {
+        self.json.load(Relaxed)
+    }
+
     /// Whether lines are being written.
     pub fn enabled(&self) -> bool {
         self.tx.load().is_some()
@@ -169,7 +174,7 @@ impl AccessLog {
         combined: impl FnOnce(SystemTime) -> String,
     ) {
         let now = SystemTime::now();
-        self.send(if self.json.load(Relaxed) {
+        self.send(if self.json() {
             json(now)
         } else {
             combined(now)

@@ -47,10 +47,10 @@ impl Drop for Counted {
 }
 
 /// Count a newly accepted client connection; `None` (counted as refused)
-/// when it would pass `limits.max_client_connections`: the caller closes it.
-pub fn connection(shared: &Shared) -> Option<Counted> {
+/// when it would pass `max` (`limits.max_client_connections` of the running
+/// config, which the caller has loaded): the caller closes it.
+pub fn connection(shared: &Shared, max: Option<usize>) -> Option<Counted> {
     let counted = Counted::new(&shared.open_connections);
-    let max = shared.runtime.load().config.limits.max_client_connections;
     if max.is_some_and(|m| counted.open() > m as i64) {
         shared.metrics.connections_refused.fetch_add(1, Relaxed);
         return None;

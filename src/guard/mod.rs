@@ -92,7 +92,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             g.rearm();
             (g, limits.client_keepalive_timeout)
         } else {
-            let Some(counted) = crate::admission::connection(&self.shared) else {
+            let Some(counted) =
+                crate::admission::connection(&self.shared, limits.max_client_connections)
+            else {
                 if stream.get_ssl().is_none() {
                     let _ = stream
                         .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")

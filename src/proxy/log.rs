@@ -29,6 +29,9 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
     }
     if shared.access_log.enabled() {
         let req = session.req_header();
+        // What only a JSON line carries is looked up only for one.
+        let json = shared.access_log.json();
+        let header = |name: &str| json.then(|| req.headers.get(name)).flatten();
         shared.access_log.log(Entry {
             client: session.client_addr().and_then(|a| a.as_inet()).copied(),
             method: req.method.as_str(),
@@ -42,11 +45,11 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
             elapsed,
             upstream_name: ctx.pool.as_ref().map(|p| p.cfg.name.as_str()),
             attempts: ctx.attempts.count(),
-            request_id: req.headers.get("x-request-id").map(|v| v.as_bytes()),
-            traceparent: req.headers.get("traceparent").map(|v| v.as_bytes()),
-            tls_version: session
-                .digest()
-                .and_then(|d| d.ssl_digest.as_ref())
+            request_id: header("x-request-id").map(|v| v.as_bytes()),
+            traceparent: header("traceparent").map(|v| v.as_bytes()),
+            tls_version: json
+                .then(|| session.digest()?.ssl_digest.as_ref())
+                .flatten()
                 .map(|t| &*t.version),
         });
     }

@@ -164,8 +164,10 @@ impl ServerApp for TcpProxy {
     ) -> Option<Stream> {
         // A stop waits for open sessions (up to the graceful timeout).
         let _work = self.shared.work.begin();
+        let rt = self.shared.runtime.load_full();
         // Over max_client_connections: closed at once.
-        let _counted = admission::connection(&self.shared)?;
+        let max = rt.config.limits.max_client_connections;
+        let _counted = admission::connection(&self.shared, max)?;
         let start = Instant::now();
         let client = match own(stream) {
             Ok(s) => s,
@@ -176,7 +178,6 @@ impl ServerApp for TcpProxy {
         };
         let local = client.local_addr().ok()?;
         let peer = client.peer_addr().ok();
-        let rt = self.shared.runtime.load_full();
         let Some((spec, pool)) = rt.tcp_listener(local) else {
             warn!("tcp: connection on {local}, which is no tcp listener of the running config");
             return None;

@@ -12,18 +12,12 @@ impl Validator {
         }
         let kind = match h.kind.as_str() {
             "tcp" | "grpc" => {
-                for (k, given) in [
+                let keys = [
                     ("path", h.path.is_some()),
                     ("host", h.host.is_some()),
                     ("expect_status", h.expect_status.is_some()),
-                ] {
-                    if given {
-                        self.err(
-                            &format!("{p}.{k}"),
-                            format!("`{k}` applies only to kind: http"),
-                        );
-                    }
-                }
+                ];
+                self.only_for(p, &keys, "kind: http");
                 if h.kind == "grpc" {
                     ProbeKind::Grpc {
                         service: h.service.clone().unwrap_or_default(),

@@ -73,18 +73,13 @@ impl Validator {
             }
         };
         if !tcp {
-            for (key, given) in [
+            let keys = [
                 ("upstream", l.upstream.is_some()),
                 ("proxy_protocol", l.proxy_protocol.is_some()),
                 ("idle_timeout", l.idle_timeout.is_some()),
-            ] {
-                if given {
-                    self.err(
-                        &format!("{p}.{key}"),
-                        format!("`{key}` applies only to a listener with `protocol: tcp` (http listeners use routes)"),
-                    );
-                }
-            }
+            ];
+            let why = "a listener with `protocol: tcp` (http listeners use routes)";
+            self.only_for(&p, &keys, why);
             return None;
         }
         let Some(upstream) = l.upstream.clone() else {

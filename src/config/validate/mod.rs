@@ -114,6 +114,16 @@ impl Validator {
 
     /// An error about the value at `path` (or, failing that, the nearest
     /// enclosing part of the file).
+    /// Each of `keys` under `p` that the file gives is an error: it applies
+    /// only to `what`.
+    fn only_for(&mut self, p: &str, keys: &[(&str, bool)], what: &str) {
+        for (k, given) in keys {
+            if *given {
+                self.err(&format!("{p}.{k}"), format!("`{k}` applies only to {what}"));
+            }
+        }
+    }
+
     fn err(&mut self, path: &str, msg: impl Into<String>) {
         let pos = self.loc.nearest(path);
         self.err_at(pos, msg);
