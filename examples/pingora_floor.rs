@@ -10,7 +10,6 @@
 //! LISTEN (`SO_REUSEPORT`; the kernel spreads connections), instead of one
 //! socket shared by all: `bench/threads.sh` compares the two.
 
-use async_trait::async_trait;
 use pingora_core::server::Server;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::Result;
@@ -20,7 +19,6 @@ use std::sync::Arc;
 
 struct Lb(Arc<LoadBalancer<RoundRobin>>);
 
-#[async_trait]
 impl ProxyHttp for Lb {
     type CTX = ();
     fn new_ctx(&self) {}

@@ -189,7 +189,7 @@ impl LeastTime {
         let mut best: Option<(&Arc<BackendState>, f64)> = None;
         for i in 0..n {
             let s = &self.states[(start + i) % n];
-            let avg = s.average().map_or(floor, |d| d.as_secs_f64());
+            let avg = s.judged_average(floor).unwrap_or(floor);
             let score = time_score(s, avg);
             if best.is_none_or(|(_, b)| score < b * (1.0 - TIE)) && accept(s) {
                 best = Some((s, score));
@@ -214,8 +214,8 @@ impl LeastTime {
         };
         let (aa, ba) = (a.average(), b.average());
         let floor = aa.min(ba).or(aa).or(ba).map_or(1.0, |d| d.as_secs_f64());
-        let avg = |x: Option<std::time::Duration>| x.map_or(floor, |d| d.as_secs_f64());
-        let better = if time_score(b, avg(ba)) < time_score(a, avg(aa)) * (1.0 - TIE) {
+        let avg = |x: &BackendState| x.judged_average(floor).unwrap_or(floor);
+        let better = if time_score(b, avg(b)) < time_score(a, avg(a)) * (1.0 - TIE) {
             b
         } else {
             a

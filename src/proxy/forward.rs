@@ -8,10 +8,12 @@ use pingora_error::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::net::IpAddr;
 
+const HOP_BY_HOP_COUNT: usize = 7;
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1,
 /// plus the non-standard `Proxy-Connection` and `Keep-Alive`). Framing
 /// (`Transfer-Encoding`, `Content-Length`) is Pingora's to rewrite.
-pub const HOP_BY_HOP: [HeaderName; 7] = [
+pub static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -58,35 +60,48 @@ impl IpText {
     }
 }
 
-/// The hop-by-hop headers present in `headers`, and those `Connection`
-/// names. `switching`: a protocol switch (WebSocket), where `Upgrade` and
-/// `Connection: upgrade` must reach the other side.
-fn hop_by_hop(headers: &http::HeaderMap, switching: bool) -> Vec<HeaderName> {
-    let mut drop: Vec<HeaderName> = Vec::new();
-    for v in headers.get_all(header::CONNECTION) {
-        for token in v.as_bytes().split(|&c| c == b',') {
-            let t = token.trim_ascii();
-            if t.is_empty()
-                || t.eq_ignore_ascii_case(b"close")
-                || t.eq_ignore_ascii_case(b"keep-alive")
-                || (switching && t.eq_ignore_ascii_case(b"upgrade"))
-            {
-                continue;
-            }
-            if let Ok(n) = HeaderName::from_bytes(t) {
-                drop.push(n);
+/// The hop-by-hop headers present in a message: the names its
+/// `Connection` lists (rarely any: `close` and `keep-alive` are not names)
+/// and which of [`HOP_BY_HOP`] it has, kept without allocating.
+struct HopByHop {
+    named: Vec<HeaderName>,
+    fixed: [bool; HOP_BY_HOP_COUNT],
+}
+
+impl HopByHop {
+    /// `switching`: a protocol switch (WebSocket), where `Upgrade` and
+    /// `Connection: upgrade` must reach the other side.
+    fn of(headers: &http::HeaderMap, switching: bool) -> Self {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for v in headers.get_all(header::CONNECTION) {
+            for token in v.as_bytes().split(|&c| c == b',') {
+                let t = token.trim_ascii();
+                if t.is_empty()
+                    || t.eq_ignore_ascii_case(b"close")
+                    || t.eq_ignore_ascii_case(b"keep-alive")
+                    || (switching && t.eq_ignore_ascii_case(b"upgrade"))
+                {
+                    continue;
+                }
+                if let Ok(n) = HeaderName::from_bytes(t) {
+                    named.push(n);
+                }
             }
         }
+        let fixed = HOP_BY_HOP.each_ref().map(|n| {
+            let kept = switching && (*n == header::CONNECTION || *n == header::UPGRADE);
+            // A lookup first: cheaper than Pingora's remove, which also edits
+            // its case-preserving name map.
+            !kept && headers.contains_key(n)
+        });
+        HopByHop { named, fixed }
     }
-    for n in &HOP_BY_HOP {
-        let kept = switching && (*n == header::CONNECTION || *n == header::UPGRADE);
-        // A lookup first: cheaper than Pingora's remove, which also edits
-        // its case-preserving name map.
-        if !kept && headers.contains_key(n) {
-            drop.push(n.clone());
-        }
+
+    /// Every name to remove.
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        let fixed = HOP_BY_HOP.iter().zip(self.fixed).filter(|(_, f)| *f);
+        self.named.iter().chain(fixed.map(|(n, _)| n))
     }
-    drop
 }
 
 /// Whether the client said it accepts trailers (`TE: trailers`), as gRPC
@@ -111,8 +126,8 @@ pub fn edit_request_headers(
     upgrade: bool,
     tls: bool,
 ) -> Result<()> {
-    for n in hop_by_hop(&req.headers, upgrade) {
-        req.remove_header(&n);
+    for n in HopByHop::of(&req.headers, upgrade).names() {
+        req.remove_header(n);
     }
     if let Some(peer) = peer {
         let ip = IpText::new(peer);
@@ -147,8 +162,8 @@ pub fn edit_request_headers(
 /// hop-by-hop headers, except what a `101 Switching Protocols` needs.
 pub fn edit_response_headers(resp: &mut ResponseHeader) {
     let switching = resp.status.as_u16() == 101;
-    for n in hop_by_hop(&resp.headers, switching) {
-        resp.remove_header(&n);
+    for n in HopByHop::of(&resp.headers, switching).names() {
+        resp.remove_header(n);
     }
 }
 

@@ -20,7 +20,6 @@ use crate::admission::attempt::{Attempts, Failure, Retry};
 use crate::config::{Algorithm, TimeMetric, UpstreamProtocol};
 use crate::pool::Pool;
 use crate::state::{Shared, WorkGuard};
-use async_trait::async_trait;
 use http::header;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
@@ -80,7 +79,6 @@ fn is_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
-#[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = Ctx;
 

@@ -186,6 +186,12 @@ impl BackendState {
     pub fn average(&self) -> Option<Duration> {
         self.timing.average(self.health.usable_since_us())
     }
+
+    /// The average in seconds as `least_time` judges it: drifting toward
+    /// `floor` as its last sample ages ([`Timing::judged`]).
+    pub fn judged_average(&self, floor: f64) -> Option<f64> {
+        self.timing.judged(self.health.usable_since_us(), floor)
+    }
 }
 
 #[cfg(test)]

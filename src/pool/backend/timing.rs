@@ -22,6 +22,10 @@ pub struct Timing {
     avg_at_us: AtomicU64,
     /// Samples taken since the backend became usable.
     avg_samples: AtomicU64,
+    /// The time constant of the last sample, in microseconds.
+    decay_us: AtomicU64,
+    /// The floor the selector last judged this average against (f64 bits).
+    floor: AtomicU64,
 }
 
 impl Timing {
@@ -59,6 +63,33 @@ impl Timing {
         };
         self.avg_secs.store(avg.to_bits(), Relaxed);
         self.avg_at_us.store(now.max(1), Relaxed);
+        self.decay_us.store(decay.as_micros() as u64, Relaxed);
+    }
+
+    /// The average as a selector judges it, in seconds: as its last sample
+    /// ages it drifts toward `floor` (the pool's lowest average) with the
+    /// same time constant. A backend that was slow gets no traffic, so no
+    /// sample would ever tell that it is fast again; this way it is tried
+    /// again within about one time constant (and, if still slow, its next
+    /// sample pushes it back).
+    pub fn judged(&self, since: u64, floor: f64) -> Option<f64> {
+        let avg = self.average(since)?.as_secs_f64();
+        self.floor.store(floor.to_bits(), Relaxed);
+        Some(self.drifted(avg, now_us()))
+    }
+
+    /// `avg` drifted toward the last judged floor by the age of its last
+    /// sample at `now`. Half the time constant: a probe costs one request, a
+    /// backend kept out for a whole constant after it recovered costs its share.
+    fn drifted(&self, avg: f64, now: u64) -> f64 {
+        let floor = f64::from_bits(self.floor.load(Relaxed));
+        // 0: never judged (not a least_time pool): the plain average.
+        if floor == 0.0 || avg <= floor {
+            return avg;
+        }
+        let age = now.saturating_sub(self.avg_at_us.load(Relaxed)) as f64 / 1e6;
+        let tau = (self.decay_us.load(Relaxed) as f64 / 2e6).max(1e-3);
+        floor + (avg - floor) * (-age / tau).exp()
     }
 
     /// The average, if there is a sample since `since` (when the backend
@@ -73,6 +104,20 @@ impl Timing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_old_average_drifts_toward_the_floor() {
+        let t = Timing::default();
+        t.record(Duration::from_millis(50), Duration::from_millis(20), 0);
+        let fresh = t.judged(0, 0.001).expect("sampled");
+        assert!(fresh > 0.045, "{fresh}");
+        std::thread::sleep(Duration::from_millis(100));
+        let old = t.judged(0, 0.001).expect("sampled");
+        assert!(old < 0.002, "ten time constants later: {old}");
+        // Below the floor nothing changes; the plain average is untouched.
+        assert_eq!(t.judged(0, 0.060), Some(0.050));
+        assert_eq!(t.average(0), Some(Duration::from_millis(50)));
+    }
 
     #[test]
     fn the_average_decays_with_its_time_constant() {

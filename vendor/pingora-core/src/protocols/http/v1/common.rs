@@ -31,6 +31,11 @@ pub(super) const MAX_HEADER_SIZE: usize = 1048575;
 
 pub(crate) const BODY_BUF_LIMIT: usize = 1024 * 64;
 
+/// Header slots reserved beyond those a request arrives with (bulb's patch): a proxy adds
+/// a few (`X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`, a request id), and each
+/// growth of a request's two header maps is an allocation.
+pub(crate) const REQUEST_HEADER_HEADROOM: usize = 6;
+
 pub const CRLF: &[u8; 2] = b"\r\n";
 /// The empty line that terminates a message's header section.
 pub(super) const HEADER_SECTION_END: &[u8; 4] = b"\r\n\r\n";

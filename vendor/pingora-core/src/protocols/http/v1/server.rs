@@ -353,7 +353,9 @@ impl HttpSession {
                             req.method.unwrap_or(""),
                             // we path httparse to allow unsafe bytes in the str
                             req.path.unwrap_or("").as_bytes(),
-                            Some(req.headers.len()),
+                            // Room for what a proxy adds on the way up (forwarding headers,
+                            // a request id) without growing both header maps.
+                            Some(req.headers.len() + super::common::REQUEST_HEADER_HEADROOM),
                         )?);
 
                         request_header.set_version(match req.version {
