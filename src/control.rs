@@ -187,6 +187,7 @@ impl Control {
         } else {
             self.shared.access_log.reopen();
         }
+        self.shared.tls.apply(&new.config);
         self.shared.metrics.reloads_ok.fetch_add(1, Relaxed);
         self.shared.runtime.store(new.clone());
         old.retire();

@@ -49,12 +49,44 @@ pub fn diff(old: &Config, new: &Config) -> Value {
     }
     json!({
         "listeners": {"added": added, "removed": removed, "hand_over": hand_over, "hand_over_for": hand_over_for},
+        "certificates": certificates(old, new),
         "upstreams": {
             "added": new_names.iter().filter(|n| !old_names.contains(n)).collect::<Vec<_>>(),
             "removed": old_names.iter().filter(|n| !new_names.contains(n)).collect::<Vec<_>>(),
             "changed": changed,
         }
     })
+}
+
+/// Certificate files of TLS listeners present in both that are new, renewed
+/// (same path, other contents) or gone: a reload loads them in place.
+fn certificates(old: &Config, new: &Config) -> Vec<Value> {
+    let mut out = Vec::new();
+    for n in &new.listeners {
+        let Some(o) = old.listeners.iter().find(|o| o.socket() == n.socket()) else {
+            continue;
+        };
+        let (Some(ot), Some(nt)) = (&o.tls, &n.tls) else {
+            continue;
+        };
+        let listener = n.address.to_string();
+        for c in &nt.certs {
+            let change = match ot.certs.iter().find(|x| x.cert == c.cert) {
+                None => "added",
+                Some(x) if x.contents != c.contents || x.key != c.key => "renewed",
+                Some(_) => continue,
+            };
+            out.push(json!({"listener": listener, "cert": c.cert, "change": change}));
+        }
+        for c in ot
+            .certs
+            .iter()
+            .filter(|x| !nt.certs.iter().any(|c| c.cert == x.cert))
+        {
+            out.push(json!({"listener": listener, "cert": c.cert, "change": "removed"}));
+        }
+    }
+    out
 }
 
 fn addr(b: &BackendSpec) -> String {
@@ -164,6 +196,14 @@ pub fn text(d: &Value) -> String {
         s += &format!(
             "{} change: the reload hands the sockets over to a new bulb process\n",
             list(&l["hand_over_for"]).join(", ")
+        );
+    }
+    for c in d["certificates"].as_array().into_iter().flatten() {
+        s += &format!(
+            "certificate {} {} on {}\n",
+            c["change"].as_str().unwrap_or(""),
+            c["cert"].as_str().unwrap_or(""),
+            c["listener"].as_str().unwrap_or("")
         );
     }
     let u = &d["upstreams"];

@@ -31,3 +31,4 @@ pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod tcp;
+pub mod tls;

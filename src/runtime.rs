@@ -18,6 +18,9 @@ pub struct Runtime {
     pub config: Config,
     /// Pools, in the order of `config.upstreams`.
     pub pools: Vec<Arc<Pool>>,
+    /// When a listener has `redirect_https`: the port of the first TLS
+    /// listener, which its redirects name (443 when there is none).
+    pub https_port: Option<u16>,
 }
 
 impl Runtime {
@@ -48,6 +51,10 @@ impl Runtime {
             .collect();
         Runtime {
             generation: previous.map_or(1, |p| p.generation + 1),
+            https_port: config.listeners.iter().any(|l| l.redirect_https).then(|| {
+                let tls = config.listeners.iter().find(|l| l.tls.is_some());
+                tls.map_or(443, |l| l.address.port())
+            }),
             config,
             pools,
         }

@@ -29,18 +29,17 @@ use std::time::Duration;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A TLS listener's certificate or key could not be loaded.
-    #[error("TLS listener {addr}: cannot load {cert} / {key}: {source}")]
+    /// A TLS listener could not be set up.
+    #[error("TLS listener {addr}: {source}")]
     Tls {
         /// Listener address.
         addr: String,
-        /// Certificate path.
-        cert: String,
-        /// Key path.
-        key: String,
         /// Pingora's error.
         source: Box<pingora_error::Error>,
     },
+    /// A TLS listener's certificate or key could not be loaded.
+    #[error("TLS listener certificates: {0}")]
+    Certificates(String),
 }
 
 /// Build and run the server for `config`; returns only on a startup error.
@@ -95,11 +94,12 @@ pub fn run(
     let admin_addr = config.admin;
     let config_read_buffer = config.limits.client_read_buffer_bytes;
     let h2_idle_timeout = config.limits.client_keepalive_timeout;
+    let tls = crate::tls::Listeners::load(&config).map_err(StartError::Certificates)?;
     let runtime = Runtime::build(config, None, &dns, &metrics);
     if let Some(path) = &runtime.config.admin_state_file {
         crate::admin::ops::load(path, &runtime);
     }
-    let shared = Arc::new(Shared::new(runtime, metrics, access_log, dns));
+    let shared = Arc::new(Shared::new(runtime, metrics, access_log, dns, tls));
 
     let mut app = pingora_proxy::http_proxy(&server.configuration, Proxy::new(shared.clone()));
     let mut opts = HttpServerOptions::default();
@@ -113,7 +113,7 @@ pub fn run(
     let mut proxy = Service::new("bulb proxy".to_string(), Guarded::new(app, shared.clone()));
     let buffers = L4BufferSettings::new(config_read_buffer, DEFAULT_L4_WRITE_BUFFER_SIZE);
     for l in listeners.iter().filter(|l| l.tcp.is_none()) {
-        add_listener(&mut proxy, l, buffers)?;
+        add_listener(&mut proxy, l, buffers, &shared.tls)?;
     }
     // TCP listeners: the relay reads the sockets itself, Pingora's stream
     // needs no buffers.
@@ -148,18 +148,15 @@ fn add_listener<A>(
     svc: &mut Service<A>,
     l: &ListenerSpec,
     buffers: L4BufferSettings,
+    certs: &crate::tls::Listeners,
 ) -> Result<(), StartError> {
     let addr = l.address.to_string();
     let mut endpoint = ListenerConfig::tcp(addr.clone()).l4_buffer(buffers);
-    if let Some(files) = &l.tls {
-        let mut tls = TlsSettings::intermediate(&files.cert, &files.key).map_err(|source| {
-            StartError::Tls {
-                addr,
-                cert: files.cert.clone(),
-                key: files.key.clone(),
-                source,
-            }
-        })?;
+    if let Some(resolver) = certs.resolver(l.address) {
+        // The paths are unused: the resolver serves the certificates.
+        let mut tls =
+            TlsSettings::intermediate("", "").map_err(|source| StartError::Tls { addr, source })?;
+        tls.set_cert_resolver(resolver);
         tls.enable_h2();
         endpoint = endpoint.tls(tls);
     }

@@ -33,6 +33,8 @@ pub struct Shared {
     /// Client connections open now, HTTP and TCP listeners together
     /// (`limits.max_client_connections`).
     pub open_connections: Arc<AtomicI64>,
+    /// The certificates of the TLS listeners (swapped on reload).
+    pub tls: crate::tls::Listeners,
 }
 
 impl Shared {
@@ -42,6 +44,7 @@ impl Shared {
         metrics: Metrics,
         access_log: AccessLog,
         dns: Arc<DnsCache>,
+        tls: crate::tls::Listeners,
     ) -> Self {
         Shared {
             runtime: ArcSwap::from_pointee(runtime),
@@ -51,6 +54,7 @@ impl Shared {
             work: Arc::new(Work::default()),
             rate: Default::default(),
             open_connections: Arc::new(AtomicI64::new(0)),
+            tls,
         }
     }
 }

@@ -129,6 +129,17 @@ fn families(shared: &Shared) -> Vec<MetricFamily> {
                 .collect(),
         ),
         family(
+            "bulb_certificate_expiry_timestamp_seconds",
+            "End of validity of the certificate served for each name (Unix time).",
+            MetricType::GAUGE,
+            shared
+                .tls
+                .expiry_by_name()
+                .iter()
+                .map(|(name, t)| gauge(&[("name", name.as_str())], *t as f64))
+                .collect(),
+        ),
+        family(
             "bulb_config_generation",
             "Generation of the running configuration.",
             MetricType::GAUGE,

@@ -68,7 +68,8 @@ impl Admin {
                 json!({ "address": l.address.to_string(), "protocol": protocol, "tls": l.tls.is_some() })
             })
             .collect();
-        json!({ "generation": rt.generation, "listeners": listeners, "upstreams": upstreams })
+        let certificates = self.shared.tls.status();
+        json!({ "generation": rt.generation, "listeners": listeners, "certificates": certificates, "upstreams": upstreams })
     }
 }
 

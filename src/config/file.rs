@@ -49,16 +49,53 @@ pub struct ListenerFile {
     pub idle_timeout: Option<String>,
     /// http only: also accept cleartext HTTP/2 (prior knowledge).
     pub h2c: Option<bool>,
+    /// http only, without `tls`: answer 308 to the same URL over HTTPS.
+    pub redirect_https: Option<bool>,
 }
 
-/// Certificate and key for a TLS listener.
+/// TLS termination on a listener: one certificate (`cert` and `key`), or
+/// several chosen by SNI (`certs`), or certificates bulb obtains (`acme`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
+    /// PEM certificate chain (the one-certificate form).
+    pub cert: Option<String>,
+    /// PEM private key (the one-certificate form).
+    pub key: Option<String>,
+    /// Certificates chosen by SNI; the first is the default.
+    pub certs: Option<Vec<CertFile>>,
+    /// Certificates obtained and renewed over ACME.
+    pub acme: Option<AcmeFile>,
+}
+
+/// One certificate chain and its key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFile {
     /// PEM certificate chain.
     pub cert: String,
     /// PEM private key.
     pub key: String,
+}
+
+/// `tls.acme`: what bulb orders and where it keeps it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeFile {
+    /// The ACME directory URL.
+    pub directory: String,
+    /// Contact address for the account.
+    pub email: Option<String>,
+    /// Names to order; default: every exact `host` of the routes.
+    pub domains: Option<Vec<String>>,
+    /// `http-01` (default) or `tls-alpn-01`.
+    pub challenge: Option<String>,
+    /// Directory for the account key and the certificates.
+    pub storage: String,
+    /// Renew when this much validity is left (default: a third of the lifetime).
+    pub renew_before: Option<String>,
+    /// PEM roots the directory's TLS chains to.
+    pub ca: Option<String>,
 }
 
 /// The admin service.

@@ -13,6 +13,7 @@ pub mod body;
 pub mod checks;
 pub mod forward;
 pub mod log;
+pub mod redirect;
 pub mod respond;
 pub mod upstream;
 

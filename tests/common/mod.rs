@@ -13,6 +13,7 @@ pub mod load;
 pub mod process;
 pub mod recorder;
 pub mod tcp;
+pub mod tls;
 pub mod yaml;
 
 pub use backend::*;

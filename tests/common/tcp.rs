@@ -33,16 +33,26 @@ pub struct TcpBackend {
     held: Arc<Mutex<Vec<TcpStream>>>,
 }
 
+/// A listening socket with a deep accept queue: tests open thousands of
+/// sessions at once, and a SYN dropped from a full queue (std's backlog is
+/// 128) is retried only after a second, past bulb's connect timeout.
+fn listen(addr: SocketAddr) -> TcpListener {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.set_reuse_address(true).expect("reuse");
+    s.bind(&addr.into()).expect("bind tcp backend");
+    s.listen(4096).expect("listen");
+    s.into()
+}
+
 impl TcpBackend {
     pub fn start(name: &str, mode: TcpMode) -> TcpBackend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind tcp backend");
-        Self::serve(listener, name, mode)
+        Self::serve(listen("127.0.0.1:0".parse().unwrap()), name, mode)
     }
 
     /// Listen again on `addr` (after `stop`).
     pub fn restart(addr: SocketAddr, name: &str, mode: TcpMode) -> TcpBackend {
-        let listener = TcpListener::bind(addr).expect("rebind tcp backend");
-        Self::serve(listener, name, mode)
+        Self::serve(listen(addr), name, mode)
     }
 
     fn serve(listener: TcpListener, name: &str, mode: TcpMode) -> TcpBackend {

@@ -49,7 +49,7 @@ impl Config {
     /// HTTP/2 idle timeout (`limits.client_keepalive_timeout`). A reload that
     /// changes any of them hands the sockets over to a new process.
     pub fn fixed_at_start_changes(&self, new: &Config) -> Vec<&'static str> {
-        fn sockets(c: &Config) -> Vec<(SocketAddr, Option<&TlsFiles>, bool)> {
+        fn sockets(c: &Config) -> Vec<(SocketAddr, bool, bool)> {
             c.listeners.iter().map(|l| l.socket()).collect()
         }
         let (a, b) = (&self.limits, &new.limits);
@@ -140,14 +140,17 @@ pub struct ListenerSpec {
     pub tcp: Option<TcpSpec>,
     /// Cleartext HTTP/2 by prior knowledge is accepted beside HTTP/1.
     pub h2c: bool,
+    /// Plain requests get a 308 to the same URL over HTTPS.
+    pub redirect_https: bool,
 }
 
 impl ListenerSpec {
-    /// What the listening socket is: address, TLS and protocol. A reload
-    /// that changes this needs a hand-over; a change of the TCP settings
-    /// does not (they are read per session).
-    pub fn socket(&self) -> (SocketAddr, Option<&TlsFiles>, bool) {
-        (self.address, self.tls.as_ref(), self.tcp.is_some())
+    /// What the listening socket is: address, TLS or not, and protocol. A
+    /// reload that changes this needs a hand-over; a change of the TCP
+    /// settings does not (they are read per session), nor one of the
+    /// certificates (loaded into the running listener).
+    pub fn socket(&self) -> (SocketAddr, bool, bool) {
+        (self.address, self.tls.is_some(), self.tcp.is_some())
     }
 }
 
@@ -171,16 +174,24 @@ pub enum ProxyProtocol {
     V2,
 }
 
-/// A certificate chain and its private key, as PEM file paths.
+/// TLS termination on a listener: the certificates it serves, chosen by SNI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// Certificates from files; the first serves clients that send no SNI
+    /// or an unknown name.
+    pub certs: Vec<CertFiles>,
+}
+
+/// A certificate chain and its private key, as PEM file paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
     /// Certificate chain.
     pub cert: String,
     /// Private key.
     pub key: String,
-    /// A hash of both files' contents when the config was loaded: the same
-    /// paths with renewed contents are a different listener socket to a
-    /// reload (which then hands over to a process that loads them).
+    /// A hash of both files' contents when the config was loaded: renewed
+    /// files at the same paths are a change (`--diff` shows it; a reload
+    /// loads them into the running listener).
     pub contents: u64,
 }
 

@@ -17,18 +17,7 @@ impl Validator {
             if out.iter().any(|o| o.address == address) {
                 self.err(&path, format!("listener {address} is given twice"));
             }
-            let tls = l.tls.as_ref().map(|t| {
-                let contents = crate::config::certs::check_listener(&t.cert, &t.key)
-                    .unwrap_or_else(|e| {
-                        self.err(&format!("listeners[{i}].tls.cert"), e.to_string());
-                        0
-                    });
-                TlsFiles {
-                    cert: t.cert.clone(),
-                    key: t.key.clone(),
-                    contents,
-                }
-            });
+            let tls = l.tls.as_ref().map(|t| self.listener_tls(i, t));
             let tcp = self.listener_protocol(i, l);
             if tcp.is_some() && tls.is_some() {
                 self.err(
@@ -47,14 +36,71 @@ impl Validator {
                     },
                 );
             }
+            let redirect_https = l.redirect_https.unwrap_or(false);
+            if redirect_https && (tcp.is_some() || tls.is_some()) {
+                self.err(
+                    &format!("listeners[{i}].redirect_https"),
+                    "redirect_https is for plain http listeners (it sends their clients to a TLS listener)",
+                );
+            }
             out.push(ListenerSpec {
                 address,
                 tls,
                 tcp,
                 h2c,
+                redirect_https,
             });
         }
         out
+    }
+
+    /// `tls`: exactly one of `cert` + `key` and `certs`, each pair checked
+    /// (parses, key matches).
+    fn listener_tls(&mut self, i: usize, t: &TlsFile) -> TlsFiles {
+        let p = format!("listeners[{i}].tls");
+        let mut pairs: Vec<(String, &str, &str)> = Vec::new();
+        match (&t.cert, &t.key, &t.certs) {
+            (Some(c), Some(k), None) => pairs.push((format!("{p}.cert"), c, k)),
+            (None, None, Some(list)) if !list.is_empty() => {
+                for (j, c) in list.iter().enumerate() {
+                    pairs.push((format!("{p}.certs[{j}].cert"), &c.cert, &c.key));
+                }
+            }
+            (None, None, Some(_)) => self.err(&format!("{p}.certs"), "give at least one certificate"),
+            (_, _, Some(_)) => self.err(
+                &p,
+                "give either `cert` and `key` (one certificate) or `certs` (several, chosen by SNI), not both",
+            ),
+            (Some(_), None, None) => self.err(&p, "`cert` needs its `key`"),
+            (None, Some(_), None) => self.err(&p, "`key` needs its `cert`"),
+            (None, None, None) => {
+                if t.acme.is_none() {
+                    self.err(&p, "give `cert` and `key`, `certs`, or `acme`");
+                }
+            }
+        }
+        if t.acme.is_some() {
+            self.err(
+                &format!("{p}.acme"),
+                "ACME is not available in this build of bulb: give certificate files (`certs`)",
+            );
+        }
+        let certs = pairs
+            .into_iter()
+            .map(|(at, cert, key)| {
+                let contents =
+                    crate::config::certs::check_listener(cert, key).unwrap_or_else(|e| {
+                        self.err(&at, e.to_string());
+                        0
+                    });
+                CertFiles {
+                    cert: cert.to_string(),
+                    key: key.to_string(),
+                    contents,
+                }
+            })
+            .collect();
+        TlsFiles { certs }
     }
 
     /// `protocol` and the keys that go with it: `upstream`,
