@@ -192,6 +192,7 @@ impl Control {
         self.shared.runtime.store(new.clone());
         old.retire();
         self.spawn_tasks(&new);
+        crate::acme::spawn(&self.shared);
         info!("reload complete: generation {}", new.generation);
     }
 }
@@ -214,6 +215,7 @@ impl BackgroundService for Control {
         let rt = self.shared.runtime.load_full();
         self.warm_up(&rt).await;
         self.spawn_tasks(&rt);
+        crate::acme::spawn(&self.shared);
         ready.notify_ready();
         loop {
             tokio::select! {

@@ -10,6 +10,7 @@
 //! [`admin`], [`metrics`] and [`access_log`] tell what happens.
 
 pub mod access_log;
+pub mod acme;
 pub mod admin;
 pub mod admission;
 pub mod cli;

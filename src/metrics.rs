@@ -53,6 +53,10 @@ impl Histogram {
 /// Process-wide counters.
 #[derive(Default)]
 pub struct Metrics {
+    /// ACME orders that ended with a certificate.
+    pub acme_orders_ok: AtomicU64,
+    /// ACME orders that failed.
+    pub acme_orders_err: AtomicU64,
     /// Successful reloads.
     pub reloads_ok: AtomicU64,
     /// Rejected reloads.

@@ -21,6 +21,8 @@ pub struct Runtime {
     /// When a listener has `redirect_https`: the port of the first TLS
     /// listener, which its redirects name (443 when there is none).
     pub https_port: Option<u16>,
+    /// Some TLS listener has `acme`: plain listeners answer HTTP-01 challenges.
+    pub acme: bool,
 }
 
 impl Runtime {
@@ -55,6 +57,10 @@ impl Runtime {
                 let tls = config.listeners.iter().find(|l| l.tls.is_some());
                 tls.map_or(443, |l| l.address.port())
             }),
+            acme: config
+                .listeners
+                .iter()
+                .any(|l| l.tls.as_ref().is_some_and(|t| t.acme.is_some())),
             config,
             pools,
         }

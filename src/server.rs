@@ -156,8 +156,12 @@ fn add_listener<A>(
         // The paths are unused: the resolver serves the certificates.
         let mut tls =
             TlsSettings::intermediate("", "").map_err(|source| StartError::Tls { addr, source })?;
-        tls.set_cert_resolver(resolver);
         tls.enable_h2();
+        if resolver.answers_tls_alpn() {
+            let acme = crate::tls::ACME_TLS_ALPN.to_vec();
+            tls.set_alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec(), acme]);
+        }
+        tls.set_cert_resolver(resolver);
         endpoint = endpoint.tls(tls);
     }
     svc.add_listener(endpoint);

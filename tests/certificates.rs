@@ -176,3 +176,46 @@ fn diff_names_certificate_changes_without_a_hand_over() {
     );
     assert!(!text.contains("hands the sockets over"), "{text}");
 }
+
+#[test]
+fn acme_sections_are_checked() {
+    let dir = tempdir();
+    let blocked = dir.join("file");
+    std::fs::write(&blocked, "").unwrap();
+    for (acme, want) in [
+        (
+            "{directory: \"ftp://x\", domains: [a.test], storage: \"{DIR}/s\"}".to_string(),
+            "is not an http(s) URL",
+        ),
+        (
+            "{directory: \"https://x/dir\", domains: [\"bad_name!\"], storage: \"{DIR}/s\"}"
+                .to_string(),
+            "is not a DNS name",
+        ),
+        (
+            format!(
+                "{{directory: \"https://x/dir\", domains: [a.test], storage: \"{}/sub\"}}",
+                blocked.display()
+            ),
+            "cannot create",
+        ),
+        (
+            "{directory: \"https://x/dir\", email: nobody, domains: [a.test], storage: \"{DIR}/s\"}"
+                .to_string(),
+            "is not an email address",
+        ),
+        (
+            "{directory: \"https://x/dir\", storage: \"{DIR}/s\"}".to_string(),
+            "no names to order",
+        ),
+    ] {
+        let acme = acme.replace("{DIR}", &dir.display().to_string());
+        let yaml = format!(
+            "listeners:\n  - address: 127.0.0.1:1\n    tls: {{acme: {acme}}}\nupstreams:\n  web:\n    backends: [{{address: 127.0.0.1:2}}]\n"
+        );
+        let c = check_config(&dir, "bulb.yaml", &yaml);
+        assert_ne!(c.code, Some(0), "{acme}");
+        assert!(c.stderr.contains(want), "{acme}: {}", c.stderr);
+        assert!(c.stderr.contains("bulb.yaml:3:"), "line: {}", c.stderr);
+    }
+}

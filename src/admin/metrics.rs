@@ -140,6 +140,15 @@ fn families(shared: &Shared) -> Vec<MetricFamily> {
                 .collect(),
         ),
         family(
+            "bulb_acme_orders_total",
+            "ACME orders, by result.",
+            MetricType::COUNTER,
+            vec![
+                counter(&[("result", "ok")], m.acme_orders_ok.load(Relaxed)),
+                counter(&[("result", "error")], m.acme_orders_err.load(Relaxed)),
+            ],
+        ),
+        family(
             "bulb_config_generation",
             "Generation of the running configuration.",
             MetricType::GAUGE,

@@ -11,4 +11,4 @@ pub mod nodes;
 pub mod validate;
 
 pub use model::*;
-pub use validate::{load_file, parse, ConfigError};
+pub use validate::{load_file, parse, valid_dns_name, ConfigError};

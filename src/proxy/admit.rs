@@ -103,6 +103,9 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         l.set_request_len((!plan.chunked).then(|| head + plan.content_length.unwrap_or(0)));
     }
     session.set_keepalive(Some(limits.client_keepalive_timeout.as_secs().max(1)));
+    if super::redirect::acme_challenge(&rt, session).await? {
+        return Ok(true);
+    }
     if super::redirect::to_https(&rt, session).await? {
         return Ok(true);
     }

@@ -1,6 +1,6 @@
-//! `redirect_https: true` on a plain listener: every request gets a 308 to
-//! the same host, path and query over HTTPS, except ACME's HTTP-01
-//! challenges, which must be answered over plain HTTP.
+//! Answers bulb gives before routing: ACME's HTTP-01 challenges, and for
+//! `redirect_https: true` on a plain listener a 308 to the same host, path
+//! and query over HTTPS (challenges excepted: they are asked over plain HTTP).
 
 use crate::runtime::Runtime;
 use http::header;
@@ -29,6 +29,29 @@ pub fn https_location(host: &[u8], target: &str, port: u16) -> Option<String> {
     } else {
         format!("https://{name}:{port}{target}")
     })
+}
+
+/// Answer an ACME HTTP-01 challenge from the storage (before routing, on
+/// any plain listener): `Ok(true)` when answered. Only where some TLS
+/// listener has `acme`; a token with no pending answer gets 404.
+pub async fn acme_challenge(rt: &Runtime, session: &mut Session) -> Result<bool> {
+    if !rt.acme {
+        return Ok(false);
+    }
+    let req = session.req_header();
+    let Some(token) = req.uri.path().strip_prefix(ACME_CHALLENGE) else {
+        return Ok(false);
+    };
+    let (status, body) = match crate::acme::answer_http01(&rt.config, token) {
+        Some(answer) => (200, answer),
+        None => (404, String::new()),
+    };
+    let mut resp = ResponseHeader::build(status, Some(2))?;
+    resp.insert_header(header::CONTENT_TYPE, "application/octet-stream")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body.into()), true).await?;
+    Ok(true)
 }
 
 /// Answer the request with a redirect when its listener asks for one:

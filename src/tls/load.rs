@@ -11,6 +11,10 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 pub enum Source {
     /// Files named in the configuration.
     File,
+    /// Obtained over ACME (and kept in its storage).
+    Acme,
+    /// Made by bulb at start for names ACME has not served yet.
+    SelfSigned,
 }
 
 impl Source {
@@ -18,16 +22,20 @@ impl Source {
     pub fn name(self) -> &'static str {
         match self {
             Source::File => "file",
+            Source::Acme => "acme",
+            Source::SelfSigned => "self-signed",
         }
     }
 }
 
 /// One certificate a listener serves.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Served {
     /// DNS names of the leaf (subject alternative names, else the common
     /// name); `*.suffix` for wildcards.
     pub names: Vec<String>,
+    /// Start of validity, seconds since the Unix epoch.
+    pub not_before: i64,
     /// End of validity, seconds since the Unix epoch.
     pub not_after: i64,
     /// Where it came from.
@@ -61,6 +69,7 @@ pub fn from_der(
     let (_, x509) = X509Certificate::from_der(leaf.as_ref()).map_err(|e| e.to_string())?;
     let names = dns_names(&x509);
     let not_after = x509.validity().not_after.timestamp();
+    let not_before = x509.validity().not_before.timestamp();
     let digest = {
         use std::hash::{DefaultHasher, Hash, Hasher};
         let mut h = DefaultHasher::new();
@@ -77,6 +86,7 @@ pub fn from_der(
     let key = Arc::new(CertifiedKey::new(chain, signer));
     Ok(Served {
         names,
+        not_before,
         not_after,
         source,
         key,
@@ -152,6 +162,7 @@ impl Served {
         }
         Served {
             names,
+            not_before: 0,
             not_after: 0,
             source: Source::File,
             key: Arc::new(CertifiedKey::new(vec![], Arc::new(NoKey))),

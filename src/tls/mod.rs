@@ -8,7 +8,7 @@
 
 mod load;
 
-pub use load::{load_pair, Served, Source};
+pub use load::{from_der, load_pair, rfc3339, Served, Source};
 
 use crate::config::{Config, ListenerSpec};
 use arc_swap::ArcSwap;
@@ -69,23 +69,51 @@ impl CertSet {
     }
 }
 
-/// One listener's certificate chooser (rustls calls it per handshake).
+/// One listener's certificate chooser (rustls calls it per handshake): the
+/// certificates from files, then the one ACME keeps current.
 #[derive(Debug)]
 pub struct CertResolver {
     set: ArcSwap<CertSet>,
+    parts: std::sync::Mutex<(Vec<Served>, Option<Served>)>,
+    /// With `challenge: tls-alpn-01`: the ACME storage whose challenge
+    /// certificates answer `acme-tls/1` handshakes.
+    alpn_storage: Option<std::path::PathBuf>,
 }
 
+/// The ALPN protocol of ACME's TLS-ALPN-01 validation (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 impl CertResolver {
-    /// A resolver serving `set`.
-    pub fn new(set: CertSet) -> Self {
+    /// A resolver serving `files` (and nothing from ACME yet); with
+    /// `alpn_storage`, it answers TLS-ALPN-01 validations from there.
+    pub fn new(files: Vec<Served>, alpn_storage: Option<std::path::PathBuf>) -> Self {
         CertResolver {
-            set: ArcSwap::from_pointee(set),
+            set: ArcSwap::from_pointee(CertSet::new(files.clone())),
+            parts: std::sync::Mutex::new((files, None)),
+            alpn_storage,
         }
     }
 
-    /// Serve `set` from the next handshake on.
-    pub fn replace(&self, set: CertSet) {
-        self.set.store(Arc::new(set));
+    /// Whether this listener answers TLS-ALPN-01 validations.
+    pub fn answers_tls_alpn(&self) -> bool {
+        self.alpn_storage.is_some()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut (Vec<Served>, Option<Served>))) {
+        let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut parts);
+        let all = parts.0.iter().chain(parts.1.iter()).cloned().collect();
+        self.set.store(Arc::new(CertSet::new(all)));
+    }
+
+    /// Serve `files` from the next handshake on (a reload).
+    pub fn replace_files(&self, files: Vec<Served>) {
+        self.update(|p| p.0 = files);
+    }
+
+    /// Serve `cert` as the ACME certificate from the next handshake on.
+    pub fn set_acme(&self, cert: Served) {
+        self.update(|p| p.1 = Some(cert));
     }
 
     /// What is served now.
@@ -96,6 +124,17 @@ impl CertResolver {
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(dir) = &self.alpn_storage {
+            if hello
+                .alpn()
+                .is_some_and(|mut a| a.any(|p| p == ACME_TLS_ALPN))
+            {
+                let storage = crate::acme::storage::Storage::new(dir);
+                return storage
+                    .alpn_certificate(hello.server_name()?)
+                    .map(|s| s.key);
+            }
+        }
         self.set
             .load()
             .pick(hello.server_name())
@@ -117,7 +156,15 @@ impl Listeners {
     pub fn load(cfg: &Config) -> Result<Self, String> {
         let mut by_addr = HashMap::new();
         for l in cfg.listeners.iter().filter(|l| l.tls.is_some()) {
-            by_addr.insert(l.address, Arc::new(CertResolver::new(cert_set(l)?)));
+            let acme = l.tls.as_ref().and_then(|t| t.acme.as_ref());
+            let alpn = acme
+                .filter(|a| a.challenge == crate::config::Challenge::TlsAlpn01)
+                .map(|a| a.storage.clone());
+            let r = CertResolver::new(file_certs(l)?, alpn);
+            if let Some(acme) = acme {
+                r.set_acme(crate::acme::initial(acme)?);
+            }
+            by_addr.insert(l.address, Arc::new(r));
         }
         Ok(Listeners { by_addr })
     }
@@ -134,17 +181,18 @@ impl Listeners {
             let Some(r) = self.by_addr.get(&l.address) else {
                 continue;
             };
-            match cert_set(l) {
-                Ok(set) => {
-                    if set.served.iter().map(|s| s.digest).ne(r
-                        .current()
-                        .served
+            match file_certs(l) {
+                Ok(files) => {
+                    let old = r.current();
+                    let old_files = old.served.iter().filter(|s| s.source == Source::File);
+                    if files
                         .iter()
-                        .map(|s| s.digest))
+                        .map(|s| s.digest)
+                        .ne(old_files.map(|s| s.digest))
                     {
                         info!("listener {}: serving new certificates", l.address);
                     }
-                    r.replace(set)
+                    r.replace_files(files)
                 }
                 Err(e) => error!(
                     "listener {}: {e}; the certificates it serves stay",
@@ -195,14 +243,12 @@ impl Listeners {
     }
 }
 
-fn cert_set(l: &ListenerSpec) -> Result<CertSet, String> {
+fn file_certs(l: &ListenerSpec) -> Result<Vec<Served>, String> {
     let tls = l.tls.as_ref().ok_or("not a TLS listener")?;
-    let served = tls
-        .certs
+    tls.certs
         .iter()
-        .map(|c| load_pair(&c.cert, &c.key, Source::File).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(CertSet::new(served))
+        .map(|c| load_pair(&c.cert, &c.key, Source::File))
+        .collect()
 }
 
 #[cfg(test)]

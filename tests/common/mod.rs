@@ -4,6 +4,7 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code, unused_imports)]
 
+pub mod acme;
 pub mod backend;
 pub mod browser;
 pub mod certs;

@@ -71,6 +71,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
         _ => return Err(DurationError::Unit(s.to_string())),
     };
     Ok(d)

@@ -2,11 +2,13 @@
 //! checked. Nothing here touches the network.
 
 mod limits;
+mod tls;
 mod upstream;
 
 use super::defaults;
 
 pub use limits::*;
+pub use tls::*;
 pub use upstream::*;
 
 use pingora::server::configuration::ServerConf;
@@ -172,27 +174,6 @@ pub enum ProxyProtocol {
     V1,
     /// The binary header.
     V2,
-}
-
-/// TLS termination on a listener: the certificates it serves, chosen by SNI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// Certificates from files; the first serves clients that send no SNI
-    /// or an unknown name.
-    pub certs: Vec<CertFiles>,
-}
-
-/// A certificate chain and its private key, as PEM file paths.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertFiles {
-    /// Certificate chain.
-    pub cert: String,
-    /// Private key.
-    pub key: String,
-    /// A hash of both files' contents when the config was loaded: renewed
-    /// files at the same paths are a change (`--diff` shows it; a reload
-    /// loads them into the running listener).
-    pub contents: u64,
 }
 
 /// Where access-log lines go.

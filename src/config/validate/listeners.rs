@@ -79,12 +79,7 @@ impl Validator {
                 }
             }
         }
-        if t.acme.is_some() {
-            self.err(
-                &format!("{p}.acme"),
-                "ACME is not available in this build of bulb: give certificate files (`certs`)",
-            );
-        }
+        let acme = t.acme.as_ref().map(|a| self.acme(&format!("{p}.acme"), a));
         let certs = pairs
             .into_iter()
             .map(|(at, cert, key)| {
@@ -100,7 +95,7 @@ impl Validator {
                 }
             })
             .collect();
-        TlsFiles { certs }
+        TlsFiles { certs, acme }
     }
 
     /// `protocol` and the keys that go with it: `upstream`,

@@ -1,6 +1,8 @@
 //! File text → [`Config`]: deserialise, then check everything, collecting
 //! every problem with the line and column it stands at.
 
+mod acme;
+pub use acme::valid_dns_name;
 mod health;
 mod limits;
 mod listeners;
@@ -177,7 +179,7 @@ impl Validator {
 
     fn config(&mut self, file: FileConfig, server: ServerConf) -> Config {
         let server = self.server(server);
-        let listeners = self.listeners(&file.listeners);
+        let mut listeners = self.listeners(&file.listeners);
         let admin = file.admin.as_ref().and_then(|a| match &a.address {
             Some(addr) => self.socket_addr("admin.address", addr),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
@@ -203,6 +205,7 @@ impl Validator {
         }
         self.tcp_upstreams(&listeners, &upstreams);
         let routes = self.routes(&file.routes, &names, &listeners);
+        self.acme_domains(&mut listeners, &routes);
         let limits = self.limits(&file.limits);
         let trusted_proxies = file
             .trusted_proxies

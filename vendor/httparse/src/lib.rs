@@ -116,9 +116,6 @@ pub enum Error {
     TooManyHeaders,
     /// Invalid byte in HTTP version.
     Version,
-    /// bulb: a request line that is not `method SP target SP version CRLF`
-    /// with a valid target. Pingora does not try to "repair" it.
-    RequestLine,
 }
 
 impl Error {
@@ -132,7 +129,6 @@ impl Error {
             Error::Token => "invalid token",
             Error::TooManyHeaders => "too many headers",
             Error::Version => "invalid HTTP version",
-            Error::RequestLine => "invalid request line",
         }
     }
 }
@@ -485,8 +481,8 @@ impl<'h, 'b> Request<'h, 'b> {
     }
 
     // bulb: the upstream parser, then the strict checks of strict.rs on a
-    // complete head. Token and Version errors become RequestLine so that
-    // Pingora answers 400 instead of percent-encoding the target and retrying.
+    // complete head. (bulb's Pingora answers a Token or Version error with 400
+    // instead of percent-encoding the target and retrying.)
     fn parse_with_config_and_uninit_headers(
         &mut self,
         buf: &'b [u8],
@@ -498,7 +494,6 @@ impl<'h, 'b> Request<'h, 'b> {
                 strict::check_request_head(&buf[..n])?;
                 Ok(Status::Complete(n))
             }
-            Err(Error::Token) | Err(Error::Version) => Err(Error::RequestLine),
             other => other,
         }
     }

@@ -11,7 +11,8 @@
 //!   (and those browsers leave unescaped) and well-formed `%XX` escapes
 //!   (RFC 9112 §3);
 //! - every line of a request head ends in CRLF: no bare LF (RFC 9112 §2.2);
-//! - any request-line error is reported as [`Error::RequestLine`], which
+//! - any request-line error is reported as [`Error::Token`] (no new error
+//!   variant: hyper, in the same build, matches them all), which bulb's
 //!   Pingora answers with 400 instead of rewriting the target;
 //! - a chunk line is `1*HEXDIG *( BWS ";" BWS token [ BWS "=" BWS ( token /
 //!   quoted-string ) ] ) BWS CRLF` whose size fits 64 bits, leading zeros
@@ -45,7 +46,7 @@ pub(crate) fn check_request_head(head: &[u8]) -> Result<(), Error> {
     }
     let line_end = match head[i..].iter().position(|&b| b == b'\n') {
         Some(p) => i + p,
-        None => return Err(Error::RequestLine),
+        None => return Err(Error::Token),
     };
     check_request_line(&head[i..line_end])?;
     // Every LF in the head must be preceded by CR.
@@ -59,33 +60,33 @@ pub(crate) fn check_request_head(head: &[u8]) -> Result<(), Error> {
 
 /// `line` is the request line up to (not including) its LF.
 fn check_request_line(line: &[u8]) -> Result<(), Error> {
-    let line = line.strip_suffix(b"\r").ok_or(Error::RequestLine)?;
+    let line = line.strip_suffix(b"\r").ok_or(Error::Token)?;
     let mut parts = line.splitn(3, |&b| b == b' ');
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
     let version = parts.next().unwrap_or_default();
     if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
-        return Err(Error::RequestLine);
+        return Err(Error::Token);
     }
     if version != b"HTTP/1.1" && version != b"HTTP/1.0" {
-        return Err(Error::RequestLine);
+        return Err(Error::Token);
     }
     if target.is_empty() {
-        return Err(Error::RequestLine);
+        return Err(Error::Token);
     }
     let mut k = 0;
     while k < target.len() {
         let b = target[k];
         if b == b'%' {
-            let hex = target.get(k + 1..k + 3).ok_or(Error::RequestLine)?;
+            let hex = target.get(k + 1..k + 3).ok_or(Error::Token)?;
             if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return Err(Error::RequestLine);
+                return Err(Error::Token);
             }
             k += 3;
         } else if is_target_byte(b) {
             k += 1;
         } else {
-            return Err(Error::RequestLine);
+            return Err(Error::Token);
         }
     }
     Ok(())

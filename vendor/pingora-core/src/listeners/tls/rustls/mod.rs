@@ -114,6 +114,13 @@ impl TlsSettings {
         self.alpn_protocols = Some(alpn.to_wire_protocols());
     }
 
+    /// Offer exactly these ALPN protocols, in order of preference (bulb's
+    /// patch: `h2`, `http/1.1` and ACME's `acme-tls/1` together, which
+    /// [`ALPN`] cannot express).
+    pub fn set_alpn_protocols(&mut self, protocols: Vec<Vec<u8>>) {
+        self.alpn_protocols = Some(protocols);
+    }
+
     /// Configure mTLS by providing a rustls client certificate verifier.
     pub fn set_client_cert_verifier(&mut self, verifier: Arc<dyn ClientCertVerifier>) {
         self.client_cert_verifier = Some(verifier);

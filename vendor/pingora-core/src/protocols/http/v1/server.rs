@@ -34,6 +34,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{BodyReader, BodyWriter};
 use super::common::*;
+
+/// Upstream Pingora percent-encodes a request target httparse refuses and
+/// parses the head again; bulb answers 400 (`false`). Pingora's own tests of
+/// the rewriting run with it on.
+const ESCAPE_ILLEGAL_REQUEST_LINE: bool = cfg!(test);
 use super::header::HeaderWriter;
 use crate::protocols::http::{
     authority::validate_request_authority, body_buffer::FixedBuffer, date, HttpTask,
@@ -436,6 +441,20 @@ impl HttpSession {
                         break; /* continue the read loop */
                     }
                     HeaderParseState::Invalid(e) => match e {
+                        // bulb: a request line httparse refuses is answered 400, never
+                        // percent-encoded and parsed again (the strict parser rejects
+                        // exactly the targets a backend could read differently).
+                        httparse::Error::Token | httparse::Error::Version
+                            if !ESCAPE_ILLEGAL_REQUEST_LINE =>
+                        {
+                            debug!("Invalid request line from {:?}", self.underlying_stream);
+                            buf.truncate(MAX_ERR_BUF_LEN);
+                            return Error::e_because(
+                                InvalidHTTPHeader,
+                                format!("buf: {}", buf.escape_ascii()),
+                                e,
+                            );
+                        }
                         httparse::Error::Token | httparse::Error::Version => {
                             // URI escaping rebuilds the current header. Detach any request body or
                             // pipelined suffix first so normalization never copies queued requests.

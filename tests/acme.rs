@@ -1,0 +1,229 @@
+//! Certificates obtained over ACME from a real ACME server (pebble).
+
+mod common;
+use common::acme::Pebble;
+use common::tls::status_trusting;
+use common::*;
+use std::time::Duration;
+
+/// A config with a plain listener on `http_port` (HTTP-01 answers and
+/// redirects) and the TLS listener `{LISTEN}` ordering for `names`.
+fn conf(a: &Backend, pebble: &Pebble, http_port: u16, storage: &str, names: &[&str]) -> String {
+    Conf::web(&[a])
+        .listener(&format!(
+            "    tls:\n      acme: {{directory: \"{}\", email: ops@bulb.test, domains: [{}], storage: \"{storage}\", ca: \"{}\"}}\n  - address: \"127.0.0.1:{http_port}\"\n    redirect_https: true\n",
+            pebble.directory,
+            names.join(", "),
+            pebble.api_ca
+        ))
+        .yaml()
+}
+
+fn orders(bulb: &Bulb, result: &str) -> f64 {
+    let m = bulb.admin_get("/metrics").body;
+    let line = format!("bulb_acme_orders_total{{result=\"{result}\"}} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(&line)?.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+#[test]
+fn a_certificate_is_issued_over_http01_and_reused_after_a_restart() {
+    let a = Backend::start("a", Mode::Ok);
+    let http_port = free_port();
+    let pebble = Pebble::start(http_port, 3600);
+    let storage = tempdir().join("acme").display().to_string();
+    let yaml = conf(
+        &a,
+        &pebble,
+        http_port,
+        &storage,
+        &["a.bulb.test", "b.bulb.test"],
+    );
+    let bulb = Bulb::start(&yaml);
+    let port = bulb.addr.port();
+    // Before the order completes, a placeholder serves (unverifiable).
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            status_trusting("a.bulb.test", port, &pebble.issuer_root) == 200
+        })
+        .is_some(),
+        "no certificate from pebble: {}\n{}",
+        bulb.logs(),
+        pebble.logs()
+    );
+    assert_eq!(
+        status_trusting("b.bulb.test", port, &pebble.issuer_root),
+        200
+    );
+    assert_eq!(orders(&bulb, "ok"), 1.0);
+    let status: serde_json::Value =
+        serde_json::from_str(&bulb.admin_get("/status").body).expect("json");
+    let c = &status["certificates"][0];
+    assert_eq!(c["source"], "acme", "{status}");
+    let mut names: Vec<&str> = c["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.bulb.test", "b.bulb.test"], "{status}");
+    // The key and account are private to their owner.
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["account.json", "a.bulb.test.key.pem"] {
+        let mode = std::fs::metadata(format!("{storage}/{f}"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    // A restart serves the stored certificate at once, with no new order.
+    drop(bulb);
+    let bulb = Bulb::start(&yaml);
+    assert_eq!(
+        status_trusting("a.bulb.test", bulb.addr.port(), &pebble.issuer_root),
+        200
+    );
+    assert_eq!(orders(&bulb, "ok"), 0.0);
+}
+
+#[test]
+fn a_failing_acme_server_is_logged_retried_and_never_fails_a_request() {
+    let a = Backend::start("a", Mode::Ok);
+    let http_port = free_port();
+    let mut pebble = Pebble::start(http_port, 3600);
+    pebble.pause();
+    let storage = tempdir().join("acme").display().to_string();
+    let bulb = Bulb::start(&conf(&a, &pebble, http_port, &storage, &["c.bulb.test"]));
+    bulb.expect_log(
+        "ACME: the order for c.bulb.test failed",
+        Duration::from_secs(20),
+    );
+    assert!(orders(&bulb, "error") >= 1.0);
+    // Requests are served meanwhile, over the placeholder certificate.
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--resolve"])
+        .arg(format!("c.bulb.test:{}:127.0.0.1", bulb.addr.port()))
+        .arg(format!("https://c.bulb.test:{}/", bulb.addr.port()))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    // The server comes back: the next try (backoff 10 s) succeeds.
+    pebble.resume();
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            status_trusting("c.bulb.test", bulb.addr.port(), &pebble.issuer_root) == 200
+        })
+        .is_some(),
+        "{}",
+        bulb.logs()
+    );
+}
+
+#[test]
+fn two_processes_sharing_a_storage_make_one_order() {
+    let a = Backend::start("a", Mode::Ok);
+    let http_port = free_port();
+    let pebble = Pebble::start(http_port, 3600);
+    let storage = tempdir().join("acme").display().to_string();
+    let first = Bulb::start(&conf(&a, &pebble, http_port, &storage, &["d.bulb.test"]));
+    // The second answers no challenge itself (another plain port): it
+    // orders through the same storage or picks up the first one's result.
+    let second = Bulb::start(&conf(&a, &pebble, free_port(), &storage, &["d.bulb.test"]));
+    for b in [&first, &second] {
+        assert!(
+            wait_for(Duration::from_secs(60), || {
+                status_trusting("d.bulb.test", b.addr.port(), &pebble.issuer_root) == 200
+            })
+            .is_some(),
+            "{}",
+            b.logs()
+        );
+    }
+    assert_eq!(
+        orders(&first, "ok") + orders(&second, "ok"),
+        1.0,
+        "{}",
+        first.logs()
+    );
+}
+
+#[test]
+fn a_short_lived_certificate_is_renewed_while_requests_keep_succeeding() {
+    let a = Backend::start("a", Mode::Ok);
+    let http_port = free_port();
+    // 24 s of validity: renewed with a third left, about every 16 s.
+    let pebble = Pebble::start(http_port, 24);
+    let storage = tempdir().join("acme").display().to_string();
+    let bulb = Bulb::start(&conf(&a, &pebble, http_port, &storage, &["e.bulb.test"]));
+    let port = bulb.addr.port();
+    let not_after = || {
+        let s: serde_json::Value =
+            serde_json::from_str(&bulb.admin_get("/status").body).expect("json");
+        let c = &s["certificates"][0];
+        (c["source"] == "acme").then(|| c["not_after"].as_str().unwrap_or("").to_string())
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || not_after().is_some()).is_some(),
+        "{}",
+        bulb.logs()
+    );
+    let first = not_after().unwrap();
+    // Verified requests, one after another, until a renewed certificate serves.
+    let mut requests = 0;
+    let renewed = wait_for(Duration::from_secs(60), || {
+        requests += 1;
+        assert_eq!(
+            status_trusting("e.bulb.test", port, &pebble.issuer_root),
+            200,
+            "request {requests} failed: {}",
+            bulb.logs()
+        );
+        not_after().is_some_and(|n| n != first)
+    });
+    assert!(renewed.is_some(), "not renewed: {}", bulb.logs());
+    assert!(requests > 10, "{requests}");
+    assert!(orders(&bulb, "ok") >= 2.0);
+}
+
+#[test]
+fn a_certificate_is_issued_over_tls_alpn01_on_the_tls_listener_alone() {
+    let a = Backend::start("a", Mode::Ok);
+    let tls_port = free_port();
+    // No plain listener at pebble's HTTP port: only TLS-ALPN-01 can succeed.
+    let pebble = Pebble::start_with(free_port(), tls_port, 3600);
+    let storage = tempdir().join("acme").display().to_string();
+    let yaml = Conf::web(&[&a])
+        .listener(&format!(
+            "  - address: \"127.0.0.1:{tls_port}\"\n    tls:\n      acme: {{directory: \"{}\", domains: [f.bulb.test], challenge: tls-alpn-01, storage: \"{storage}\", ca: \"{}\"}}\n",
+            pebble.directory, pebble.api_ca
+        ))
+        .yaml();
+    let bulb = Bulb::start(&yaml);
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            status_trusting("f.bulb.test", tls_port, &pebble.issuer_root) == 200
+        })
+        .is_some(),
+        "{}\n{}",
+        bulb.logs(),
+        pebble.logs()
+    );
+    assert_eq!(orders(&bulb, "ok"), 1.0);
+    // HTTP/2 is still what browsers get.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--http2",
+            "--cacert",
+            &pebble.issuer_root,
+            "--resolve",
+        ])
+        .arg(format!("f.bulb.test:{tls_port}:127.0.0.1"))
+        .args(["-o", "/dev/null", "-w", "%{http_version}"])
+        .arg(format!("https://f.bulb.test:{tls_port}/"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2");
+}
