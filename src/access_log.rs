@@ -331,17 +331,8 @@ pub fn format_line(e: &Entry<'_>, now: SystemTime) -> String {
 /// Civil date and time (UTC) of `now`: year, month, day, seconds of the day.
 fn civil(now: SystemTime) -> (i64, i64, i64, u64) {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil-from-days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d, rem)
+    let (y, m, d, rem) = crate::clock::civil(secs as i64);
+    (y, m, d, rem as u64)
 }
 
 /// `21/Nov/2026:10:51:08 +0000` (UTC).

@@ -19,6 +19,15 @@ fn conf(a: &Backend, pebble: &Pebble, http_port: u16, storage: &str, names: &[&s
         .yaml()
 }
 
+/// Whether a handshake for `host` on `port` verifies against pebble's root
+/// (and the request is answered) within a minute.
+fn verified_within_a_minute(host: &str, port: u16, pebble: &Pebble) -> bool {
+    wait_for(Duration::from_secs(60), || {
+        status_trusting(host, port, &pebble.issuer_root) == 200
+    })
+    .is_some()
+}
+
 fn orders(bulb: &Bulb, result: &str) -> f64 {
     let m = bulb.admin_get("/metrics").body;
     let line = format!("bulb_acme_orders_total{{result=\"{result}\"}} ");
@@ -44,10 +53,7 @@ fn a_certificate_is_issued_over_http01_and_reused_after_a_restart() {
     let port = bulb.addr.port();
     // Before the order completes, a placeholder serves (unverifiable).
     assert!(
-        wait_for(Duration::from_secs(60), || {
-            status_trusting("a.bulb.test", port, &pebble.issuer_root) == 200
-        })
-        .is_some(),
+        verified_within_a_minute("a.bulb.test", port, &pebble),
         "no certificate from pebble: {}\n{}",
         bulb.logs(),
         pebble.logs()
@@ -112,10 +118,7 @@ fn a_failing_acme_server_is_logged_retried_and_never_fails_a_request() {
     // The server comes back: the next try (backoff 10 s) succeeds.
     pebble.resume();
     assert!(
-        wait_for(Duration::from_secs(60), || {
-            status_trusting("c.bulb.test", bulb.addr.port(), &pebble.issuer_root) == 200
-        })
-        .is_some(),
+        verified_within_a_minute("c.bulb.test", bulb.addr.port(), &pebble),
         "{}",
         bulb.logs()
     );
@@ -133,10 +136,7 @@ fn two_processes_sharing_a_storage_make_one_order() {
     let second = Bulb::start(&conf(&a, &pebble, free_port(), &storage, &["d.bulb.test"]));
     for b in [&first, &second] {
         assert!(
-            wait_for(Duration::from_secs(60), || {
-                status_trusting("d.bulb.test", b.addr.port(), &pebble.issuer_root) == 200
-            })
-            .is_some(),
+            verified_within_a_minute("d.bulb.test", b.addr.port(), &pebble),
             "{}",
             b.logs()
         );
@@ -202,10 +202,7 @@ fn a_certificate_is_issued_over_tls_alpn01_on_the_tls_listener_alone() {
         .yaml();
     let bulb = Bulb::start(&yaml);
     assert!(
-        wait_for(Duration::from_secs(60), || {
-            status_trusting("f.bulb.test", tls_port, &pebble.issuer_root) == 200
-        })
-        .is_some(),
+        verified_within_a_minute("f.bulb.test", tls_port, &pebble),
         "{}\n{}",
         bulb.logs(),
         pebble.logs()
