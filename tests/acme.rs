@@ -149,42 +149,94 @@ fn two_processes_sharing_a_storage_make_one_order() {
     );
 }
 
+/// Verified requests from four clients at once until `stop`: (ok, failed).
+fn verified_load(
+    host: &'static str,
+    port: u16,
+    root: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(u32, u32)>> {
+    (0..4)
+        .map(|_| {
+            let (root, stop) = (root.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0, 0);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match status_trusting(host, port, &root) {
+                        200 => ok += 1,
+                        _ => failed += 1,
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect()
+}
+
 #[test]
-fn a_short_lived_certificate_is_renewed_while_requests_keep_succeeding() {
+fn renewals_under_load_fail_no_request_even_while_the_acme_server_is_down() {
     let a = Backend::start("a", Mode::Ok);
     let http_port = free_port();
-    // 24 s of validity: renewed with a third left, about every 16 s.
-    let pebble = Pebble::start(http_port, 24);
+    let mut pebble = Pebble::start(http_port, 3600);
     let storage = tempdir().join("acme").display().to_string();
-    let bulb = Bulb::start(&conf(&a, &pebble, http_port, &storage, &["e.bulb.test"]));
+    // Valid an hour, renewed 5 s after issuance: renewals come every few seconds.
+    let yaml = conf(&a, &pebble, http_port, &storage, &["e.bulb.test"])
+        .replace("ca: ", "renew_before: 3595s, ca: ");
+    let bulb = Bulb::start(&yaml);
     let port = bulb.addr.port();
-    let not_after = || {
-        let s: serde_json::Value =
-            serde_json::from_str(&bulb.admin_get("/status").body).expect("json");
-        let c = &s["certificates"][0];
-        (c["source"] == "acme").then(|| c["not_after"].as_str().unwrap_or("").to_string())
-    };
     assert!(
-        wait_for(Duration::from_secs(60), || not_after().is_some()).is_some(),
+        verified_within_a_minute("e.bulb.test", port, &pebble),
         "{}",
         bulb.logs()
     );
-    let first = not_after().unwrap();
-    // Verified requests, one after another, until a renewed certificate serves.
-    let mut requests = 0;
-    let renewed = wait_for(Duration::from_secs(60), || {
-        requests += 1;
-        assert_eq!(
-            status_trusting("e.bulb.test", port, &pebble.issuer_root),
-            200,
-            "request {requests} failed: {}",
-            bulb.logs()
-        );
-        not_after().is_some_and(|n| n != first)
-    });
-    assert!(renewed.is_some(), "not renewed: {}", bulb.logs());
-    assert!(requests > 10, "{requests}");
-    assert!(orders(&bulb, "ok") >= 2.0);
+    let not_after = || {
+        let s: serde_json::Value =
+            serde_json::from_str(&bulb.admin_get("/status").body).expect("json");
+        s["certificates"][0]["not_after"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = verified_load(
+        "e.bulb.test",
+        port,
+        pebble.issuer_root.clone(),
+        stop.clone(),
+    );
+    // A renewal happens under load.
+    let first = not_after();
+    assert!(
+        wait_for(Duration::from_secs(30), || not_after() != first).is_some(),
+        "not renewed: {}",
+        bulb.logs()
+    );
+    // The ACME server goes away: the next renewal fails, the certificate
+    // that serves stays, and it is logged and counted.
+    pebble.pause();
+    let errors = orders(&bulb, "error");
+    assert!(
+        wait_for(Duration::from_secs(30), || orders(&bulb, "error") > errors).is_some(),
+        "{}",
+        bulb.logs()
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = load
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    assert_eq!(failed, 0, "{ok} verified requests succeeded");
+    assert!(ok > 20, "{ok}");
+    bulb.expect_log("keeps serving", Duration::from_secs(1));
+    // Back: a later try renews again (pebble has a new root now).
+    let before = not_after();
+    pebble.resume();
+    assert!(
+        wait_for(Duration::from_secs(60), || not_after() != before).is_some(),
+        "{}",
+        bulb.logs()
+    );
+    assert!(verified_within_a_minute("e.bulb.test", port, &pebble));
 }
 
 #[test]

@@ -186,3 +186,29 @@ async fn run(shared: Arc<Shared>, k: Key) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Challenge;
+
+    #[test]
+    fn renewal_is_due_with_a_third_left_or_renew_before_ahead() {
+        let mut served = Served::for_test(vec!["a.test".into()]);
+        (served.not_before, served.not_after) = (0, 90 * 86_400);
+        let mut spec = AcmeSpec {
+            directory: "https://x/dir".into(),
+            email: None,
+            domains: vec!["a.test".into()],
+            challenge: Challenge::Http01,
+            storage: "/nonexistent".into(),
+            renew_before: None,
+            ca: None,
+        };
+        assert_eq!(renew_at(&served, &spec), 60 * 86_400);
+        spec.renew_before = Some(Duration::from_secs(30 * 86_400));
+        assert_eq!(renew_at(&served, &spec), 60 * 86_400);
+        spec.renew_before = Some(Duration::from_secs(7 * 86_400));
+        assert_eq!(renew_at(&served, &spec), 83 * 86_400);
+    }
+}

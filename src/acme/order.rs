@@ -56,8 +56,23 @@ fn alpn_certificate(domain: &str, digest: &[u8]) -> Result<(String, String), Str
 }
 
 /// Order a certificate for `spec.domains` and store it under the first
-/// name. The error carries the server's reason.
+/// name. The error carries the server's reason. An account the server no
+/// longer knows (deactivated, or a test server restarted) is replaced by a
+/// new one, once.
 pub async fn order(spec: &AcmeSpec, storage: &Storage) -> Result<(), String> {
+    match order_once(spec, storage).await {
+        Err(e) if e.contains("accountDoesNotExist") => {
+            log::warn!(
+                "ACME: the server no longer knows the stored account ({e}); registering a new one"
+            );
+            storage.forget_account();
+            order_once(spec, storage).await
+        }
+        other => other,
+    }
+}
+
+async fn order_once(spec: &AcmeSpec, storage: &Storage) -> Result<(), String> {
     let account = account(spec, storage).await?;
     let ids: Vec<Identifier> = spec.domains.iter().cloned().map(Identifier::Dns).collect();
     let mut order = account

@@ -80,6 +80,11 @@ impl Storage {
         write_private(&self.dir.join("account.json"), &text).map_err(|e| e.to_string())
     }
 
+    /// Drop the saved account (the server no longer knows it).
+    pub fn forget_account(&self) {
+        let _ = fs::remove_file(self.dir.join("account.json"));
+    }
+
     fn cert_paths(&self, name: &str) -> (PathBuf, PathBuf) {
         (
             self.dir.join(format!("{name}.crt.pem")),
