@@ -69,12 +69,17 @@ impl Runtime {
     /// The pool for a request to `host` (port already stripped or not) and
     /// `path`; `None` when no route matches.
     pub fn route(&self, host: &[u8], path: &[u8]) -> Option<&Arc<Pool>> {
+        self.matching_route(host, path)
+            .and_then(|r| self.pools.get(r.upstream))
+    }
+
+    /// The first route matching `host` (as sent, maybe with a port) and `path`.
+    pub fn matching_route(&self, host: &[u8], path: &[u8]) -> Option<&RouteSpec> {
         let host = strip_port(host);
         self.config
             .routes
             .iter()
             .find(|r| route_matches(r, host, path))
-            .and_then(|r| self.pools.get(r.upstream))
     }
 
     /// The pool named `name`.

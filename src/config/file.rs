@@ -143,6 +143,10 @@ pub struct RouteFile {
     pub path_prefix: Option<String>,
     /// Name of the upstream.
     pub upstream: String,
+    /// Client networks allowed (others get 403); empty: everyone.
+    pub allow: Option<Vec<String>>,
+    /// Client networks refused with 403 (wins over `allow`).
+    pub deny: Option<Vec<String>>,
 }
 
 /// One upstream pool.

@@ -122,16 +122,25 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         return too_many(session, wait).await;
     }
     let req = session.req_header();
-    let route = rt.route(
+    let route = rt.matching_route(
         super::upstream::request_host(req),
         req.uri.path().as_bytes(),
     );
-    let Some(pool) = route.cloned() else {
+    let Some((route, pool)) = route.and_then(|r| Some((r, rt.pools.get(r.upstream)?))) else {
         shared.metrics.unrouted.fetch_add(1, Relaxed);
         session.respond_error(404).await?;
         return Ok(true);
     };
-    ctx.pool = Some(pool);
+    // Route policies, in the SPEC's order (allow/deny first).
+    if route
+        .access
+        .as_ref()
+        .is_some_and(|a| !a.permits(ctx.client))
+    {
+        session.respond_error(403).await?;
+        return Ok(true);
+    }
+    ctx.pool = Some(pool.clone());
     if !plan.has_body() {
         return Ok(false);
     }

@@ -37,6 +37,7 @@ impl Validator {
                 host: None,
                 path_prefix: None,
                 upstream,
+                access: None,
             }];
         }
         let mut out = Vec::new();
@@ -76,12 +77,37 @@ impl Validator {
                     );
                 }
             }
+            let access = self.access(i, r);
             out.push(RouteSpec {
                 host,
                 path_prefix: r.path_prefix.clone(),
                 upstream,
+                access,
             });
         }
         out
+    }
+
+    /// `allow` and `deny`: networks (`10.0.0.0/8`, `::1/128`, or a bare address).
+    fn access(&mut self, i: usize, r: &RouteFile) -> Option<Access> {
+        if r.allow.is_none() && r.deny.is_none() {
+            return None;
+        }
+        let mut list = |key: &str, v: &Option<Vec<String>>| -> Vec<Cidr> {
+            let mut out = Vec::new();
+            for (j, c) in v.iter().flatten().enumerate() {
+                match Cidr::parse(c) {
+                    Some(n) => out.push(n),
+                    None => self.err(
+                        &format!("routes[{i}].{key}[{j}]"),
+                        format!("`{c}` is not an IP network like 10.0.0.0/8 or ::1/128"),
+                    ),
+                }
+            }
+            out
+        };
+        let allow = list("allow", &r.allow);
+        let deny = list("deny", &r.deny);
+        Some(Access { allow, deny })
     }
 }
