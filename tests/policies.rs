@@ -1,4 +1,4 @@
-//! Route policies (SPEC "Route policies"): allow/deny so far.
+//! Route policies (SPEC "Route policies"): allow/deny and strip_prefix so far.
 
 mod common;
 use common::*;
@@ -87,4 +87,37 @@ fn bad_networks_are_config_errors() {
     assert_ne!(c.code, Some(0));
     assert!(c.stderr.contains("bulb.yaml:3:"), "{}", c.stderr);
     assert!(c.stderr.contains("is not an IP network"), "{}", c.stderr);
+}
+
+#[test]
+fn strip_prefix_sends_the_rest_of_the_path_and_the_query() {
+    let a = Backend::start("a", Mode::Ok);
+    let yaml = Conf::web(&[&a])
+        .top(
+            "routes:\n\
+             \x20 - {path_prefix: /api, upstream: web, strip_prefix: true}\n\
+             \x20 - {upstream: web}\n",
+        )
+        .yaml();
+    let bulb = Bulb::start(&yaml);
+    for (sent, upstream) in [
+        ("/api/x/y?q=1&r=%20", "/x/y?q=1&r=%20"),
+        ("/api", "/"),
+        ("/api?q", "/?q"),
+        ("/other/api?q", "/other/api?q"),
+    ] {
+        let r = get(bulb.addr, sent).expect("get");
+        assert_eq!(r.status, 200, "{sent}");
+        let line = a.seen().pop().expect("seen").line;
+        assert_eq!(line, format!("GET {upstream} HTTP/1.1"), "{sent}");
+    }
+}
+
+#[test]
+fn strip_prefix_needs_a_path_prefix() {
+    let dir = tempdir();
+    let yaml = "listeners: [{address: 127.0.0.1:1}]\nroutes:\n  - {upstream: web, strip_prefix: true}\nupstreams:\n  web:\n    backends: [{address: 127.0.0.1:2}]\n";
+    let c = check_config(&dir, "bulb.yaml", yaml);
+    assert_ne!(c.code, Some(0));
+    assert!(c.stderr.contains("strip_prefix needs"), "{}", c.stderr);
 }

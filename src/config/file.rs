@@ -147,6 +147,8 @@ pub struct RouteFile {
     pub allow: Option<Vec<String>>,
     /// Client networks refused with 403 (wins over `allow`).
     pub deny: Option<Vec<String>>,
+    /// Send the path upstream without `path_prefix` (`/api/x?q` → `/x?q`).
+    pub strip_prefix: Option<bool>,
 }
 
 /// One upstream pool.

@@ -140,6 +140,7 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         session.respond_error(403).await?;
         return Ok(true);
     }
+    ctx.strip = route.strip;
     ctx.pool = Some(pool.clone());
     if !plan.has_body() {
         return Ok(false);

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod log;
 pub mod redirect;
 pub mod respond;
+pub mod rewrite;
 pub mod upstream;
 
 use crate::admission::attempt::{Attempts, Failure, Retry};
@@ -53,6 +54,8 @@ pub struct Ctx {
     attempts: Attempts,
     /// A response head came back: the request can no longer be replayed.
     response_started: bool,
+    /// Bytes of the path the route strips before it goes upstream.
+    strip: usize,
 }
 
 impl Ctx {
@@ -97,6 +100,7 @@ impl ProxyHttp for Proxy {
             client: None,
             attempts: Attempts::default(),
             response_started: false,
+            strip: 0,
         }
     }
 
@@ -150,6 +154,9 @@ impl ProxyHttp for Proxy {
         let upgrade = session.is_upgrade_req();
         let peer = admit::peer_ip(session);
         forward::edit_request_headers(req, peer, ctx.client, upgrade, is_tls(session))?;
+        if ctx.strip > 0 {
+            rewrite::strip_prefix(req, ctx.strip)?;
+        }
         let h2 = ctx
             .pool
             .as_ref()

@@ -217,6 +217,9 @@ pub struct RouteSpec {
     pub upstream: usize,
     /// `allow`/`deny`: which client addresses the route serves.
     pub access: Option<Access>,
+    /// Bytes of the path to drop before it goes upstream (`strip_prefix`:
+    /// the length of `path_prefix`; 0: none).
+    pub strip: usize,
 }
 
 /// A route's `allow` and `deny` lists, judged on the client address (after

@@ -38,6 +38,7 @@ impl Validator {
                 path_prefix: None,
                 upstream,
                 access: None,
+                strip: 0,
             }];
         }
         let mut out = Vec::new();
@@ -78,11 +79,23 @@ impl Validator {
                 }
             }
             let access = self.access(i, r);
+            let strip = match (r.strip_prefix, &r.path_prefix) {
+                (Some(true), Some(p)) => p.len(),
+                (Some(true), None) => {
+                    self.err(
+                        &format!("routes[{i}].strip_prefix"),
+                        "strip_prefix needs the route's `path_prefix` (the part to strip)",
+                    );
+                    0
+                }
+                _ => 0,
+            };
             out.push(RouteSpec {
                 host,
                 path_prefix: r.path_prefix.clone(),
                 upstream,
                 access,
+                strip,
             });
         }
         out
