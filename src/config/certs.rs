@@ -104,6 +104,23 @@ fn chain_and_key(cert: &str, key: &str) -> Result<ChainAndKey, CertError> {
     Ok((chain, der, parsed))
 }
 
+/// A listener's certificate chain and key from PEM files, checked as
+/// [`check_listener`] checks them before the key is matched: what a
+/// listener's certificate resolver loads.
+pub fn listener_pair(
+    cert: &str,
+    key: &str,
+) -> Result<
+    (
+        Vec<pingora_rustls::CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+    ),
+    CertError,
+> {
+    let (chain, _, parsed) = chain_and_key(cert, key)?;
+    Ok((rustls_chain(&chain), parsed))
+}
+
 fn rustls_chain(chain: &[Vec<u8>]) -> Vec<pingora_rustls::CertificateDer<'static>> {
     chain
         .iter()

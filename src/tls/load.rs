@@ -48,14 +48,7 @@ pub struct Served {
 
 /// Load the PEM chain at `cert` and key at `key`.
 pub fn load_pair(cert: &str, key: &str, source: Source) -> Result<Served, String> {
-    let read = |p: &str| std::fs::read(p).map_err(|e| format!("cannot read `{p}`: {e}"));
-    let (chain_pem, key_pem) = (read(cert)?, read(key)?);
-    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut chain_pem.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("`{cert}`: {e}"))?;
-    let der: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| format!("`{key}`: {e}"))?
-        .ok_or_else(|| format!("`{key}` holds no PEM private key"))?;
+    let (chain, der) = crate::config::certs::listener_pair(cert, key).map_err(|e| e.to_string())?;
     from_der(chain, der, source).map_err(|e| format!("`{cert}` with `{key}`: {e}"))
 }
 
