@@ -26,6 +26,7 @@ pub mod health;
 pub mod limit;
 pub mod metrics;
 pub mod peer;
+pub mod policy;
 pub mod pool;
 pub mod proxy;
 pub mod runtime;

@@ -67,10 +67,12 @@ impl Runtime {
     }
 
     /// The pool for a request to `host` (port already stripped or not) and
-    /// `path`; `None` when no route matches.
+    /// `path`; `None` when no route matches or the route has no one upstream.
     pub fn route(&self, host: &[u8], path: &[u8]) -> Option<&Arc<Pool>> {
-        self.matching_route(host, path)
-            .and_then(|r| self.pools.get(r.upstream))
+        match self.matching_route(host, path)?.target {
+            crate::config::RouteTarget::Upstream(u) => self.pools.get(u),
+            _ => None,
+        }
     }
 
     /// The first route matching `host` (as sent, maybe with a port) and `path`.
@@ -129,7 +131,7 @@ fn route_matches(r: &RouteSpec, host: &[u8], path: &[u8]) -> bool {
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`; a trailing dot
 /// (`example.com.`) is dropped too.
-fn strip_port(host: &[u8]) -> &[u8] {
+pub fn strip_port(host: &[u8]) -> &[u8] {
     let h = if host.first() == Some(&b'[') {
         match host.iter().position(|&c| c == b']') {
             Some(i) => &host[..=i],

@@ -141,14 +141,74 @@ pub struct RouteFile {
     pub host: Option<String>,
     /// Path prefix.
     pub path_prefix: Option<String>,
-    /// Name of the upstream.
-    pub upstream: String,
+    /// Name of the upstream (or `split`, or `return`).
+    pub upstream: Option<String>,
+    /// Weighted upstreams (canary releases).
+    pub split: Option<Vec<SplitFile>>,
+    /// bulb answers itself: a status, maybe a `location` and a `body`.
+    #[serde(rename = "return")]
+    pub answer: Option<ReturnFile>,
     /// Client networks allowed (others get 403); empty: everyone.
     pub allow: Option<Vec<String>>,
     /// Client networks refused with 403 (wins over `allow`).
     pub deny: Option<Vec<String>>,
     /// Send the path upstream without `path_prefix` (`/api/x?q` → `/x?q`).
     pub strip_prefix: Option<bool>,
+    /// Basic authentication against an htpasswd file of bcrypt entries.
+    pub basic_auth: Option<BasicAuthFile>,
+    /// Header edits on the request going upstream.
+    pub request_headers: Option<HeaderRulesFile>,
+    /// Header edits on the response going to the client.
+    pub response_headers: Option<HeaderRulesFile>,
+    /// Response encodings to compress with, preferred first.
+    pub compress: Option<Vec<String>>,
+}
+
+/// One upstream of a `split`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitFile {
+    /// Name of the upstream.
+    pub upstream: String,
+    /// Its share (at least 1).
+    pub weight: i64,
+}
+
+/// A route's `return`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnFile {
+    /// Status answered.
+    pub status: u16,
+    /// `Location` (variables allowed), for redirects.
+    pub location: Option<String>,
+    /// Body answered (`text/plain`).
+    pub body: Option<String>,
+}
+
+/// A route's `basic_auth`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthFile {
+    /// Realm named in `WWW-Authenticate`.
+    pub realm: Option<String>,
+    /// htpasswd file (bcrypt entries).
+    pub users_file: String,
+}
+
+/// `request_headers` / `response_headers`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRulesFile {
+    /// Replace (or add) these headers.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Add these, keeping any already there.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    /// Remove these.
+    #[serde(default)]
+    pub remove: Vec<String>,
 }
 
 /// One upstream pool.
@@ -188,6 +248,22 @@ pub struct UpstreamFile {
     pub tls: Option<UpstreamTlsFile>,
     /// Concurrent streams on one HTTP/2 backend connection.
     pub max_h2_streams: Option<usize>,
+    /// Sticky sessions by cookie.
+    pub sticky: Option<StickyFile>,
+}
+
+/// `sticky:` settings of an upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickyFile {
+    /// Cookie name (default `BULB`).
+    pub cookie: Option<String>,
+    /// Cookie lifetime (default: a session cookie).
+    pub max_age: Option<String>,
+    /// `Secure` attribute (default false).
+    pub secure: Option<bool>,
+    /// `HttpOnly` attribute (default true).
+    pub http_only: Option<bool>,
 }
 
 /// TLS toward an upstream's backends.

@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod defaults;
 pub mod file;
+pub mod htpasswd;
 pub mod locate;
 pub mod model;
 pub mod nodes;

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod queue;
 pub mod selection;
+mod sticky;
 
 use crate::clock::{now_ms, now_us};
 pub use backend::{AdminState, BackendState, Counts, Lease, SessionEnd, Start};
@@ -23,6 +24,8 @@ pub struct Members {
     pub all: Vec<Arc<BackendState>>,
     primary: Selector,
     backup: Selector,
+    /// With `sticky`: each member's cookie token, in the order of `all`.
+    tokens: Vec<String>,
 }
 
 /// One address a pool should have, with the role its config entry gives it.
@@ -85,6 +88,7 @@ impl Pool {
                 all: Vec::new(),
                 primary: Selector::Empty,
                 backup: Selector::Empty,
+                tokens: Vec::new(),
             }),
             retired: watch::Sender::new(false),
             changed: tokio::sync::Notify::new(),
@@ -161,6 +165,7 @@ impl Pool {
         self.members.store(Arc::new(Members {
             primary: Selector::build(self.cfg.algorithm, &primaries),
             backup: Selector::build(self.cfg.algorithm, &backups),
+            tokens: sticky::tokens(&self.cfg, &all),
             all,
         }));
     }

@@ -1,10 +1,13 @@
 //! The first phase: admit a request or answer it. Check its head
-//! ([`super::checks`]), find its route, answer `Expect: 100-continue`,
-//! buffer its body ([`super::body`]).
+//! ([`super::checks`]), give it an `X-Request-Id`, find its route and apply
+//! the route's admission policies ([`crate::policy`]: access, auth,
+//! return, the upstream of a split), answer `Expect: 100-continue`, buffer
+//! its body ([`super::body`]).
 
 use super::respond::{refuse, Outcome};
 use super::{body, checks, forward, Ctx};
-use crate::config::{RateKey, RateSpec};
+use crate::config::{RateKey, RateSpec, RouteTarget};
+use crate::policy::{access, answer, auth, request_id, split};
 use crate::state::Shared;
 use http::header;
 use pingora_error::Result;
@@ -91,6 +94,7 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         }
     };
     checks::normalise(session.req_header_mut(), &plan)?;
+    ctx.request_id = Some(request_id::ensure(session.req_header_mut())?);
     if session.is_upgrade_req() {
         // After a protocol switch the connection carries the new protocol's
         // bytes: none of them may be taken for a pipelined request (Pingora
@@ -126,21 +130,38 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
         super::upstream::request_host(req),
         req.uri.path().as_bytes(),
     );
-    let Some((route, pool)) = route.and_then(|r| Some((r, rt.pools.get(r.upstream)?))) else {
+    let Some(route) = route else {
         shared.metrics.unrouted.fetch_add(1, Relaxed);
         session.respond_error(404).await?;
         return Ok(true);
     };
-    // Route policies, in the SPEC's order (allow/deny first).
-    if route
-        .access
-        .as_ref()
-        .is_some_and(|a| !a.permits(ctx.client))
-    {
+    // Route policies, in the order of `crate::policy`.
+    if access::refuses(route.access.as_ref(), ctx.client) {
         session.respond_error(403).await?;
         return Ok(true);
     }
+    if let Some(a) = &route.auth {
+        if !auth::verified(a, session.req_header()).await {
+            return auth::challenge(session, a, ctx.request_id()).await;
+        }
+    }
+    let upstream = match &route.target {
+        RouteTarget::Upstream(u) => *u,
+        RouteTarget::Split(shares) => split::pick(shares),
+        RouteTarget::Return(a) => {
+            let location = a
+                .location
+                .as_ref()
+                .and_then(|l| ctx.vars(session).expand(l));
+            return answer::answer(session, a, location, ctx.request_id()).await;
+        }
+    };
+    let Some(pool) = rt.pools.get(upstream) else {
+        session.respond_error(404).await?;
+        return Ok(true);
+    };
     ctx.strip = route.strip;
+    ctx.edits = route.edits.clone();
     ctx.pool = Some(pool.clone());
     if !plan.has_body() {
         return Ok(false);

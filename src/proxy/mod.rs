@@ -15,14 +15,16 @@ pub mod forward;
 pub mod log;
 pub mod redirect;
 pub mod respond;
-pub mod rewrite;
 pub mod upstream;
 
 use crate::admission::attempt::{Attempts, Failure, Retry};
-use crate::config::{Algorithm, TimeMetric, UpstreamProtocol};
+use crate::config::{Algorithm, Edits, TimeMetric, UpstreamProtocol};
+use crate::policy::{compress, headers, request_id, rewrite, sticky, Vars};
 use crate::pool::Pool;
 use crate::state::{Shared, WorkGuard};
+use bytes::Bytes;
 use http::header;
+use http::header::HeaderValue;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -56,9 +58,35 @@ pub struct Ctx {
     response_started: bool,
     /// Bytes of the path the route strips before it goes upstream.
     strip: usize,
+    /// The request's `X-Request-Id`.
+    request_id: Option<HeaderValue>,
+    /// The route's header rules and compression, if it has any.
+    edits: Option<Arc<Edits>>,
+    /// The sticky cookie to set: the backend chosen is not the one the
+    /// client's cookie named.
+    set_cookie: Option<HeaderValue>,
+    /// The response body's encoder, when `compress` applies.
+    encoder: Option<compress::Encoder>,
 }
 
 impl Ctx {
+    /// The request's `X-Request-Id` (empty before it is known).
+    fn request_id(&self) -> &[u8] {
+        self.request_id.as_ref().map_or(b"", |v| v.as_bytes())
+    }
+
+    /// The variables of header rules and `return` for this request.
+    fn vars<'a>(&'a self, session: &'a Session) -> Vars<'a> {
+        let req = session.req_header();
+        Vars {
+            client_ip: self.client,
+            host: upstream::request_host(req),
+            tls: is_tls(session),
+            request_uri: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            request_id: self.request_id(),
+        }
+    }
+
     /// Feed the time since the current try began to least_time, when
     /// `metric` is what its pool measures.
     fn sample(&self, metric: TimeMetric) {
@@ -101,6 +129,10 @@ impl ProxyHttp for Proxy {
             attempts: Attempts::default(),
             response_started: false,
             strip: 0,
+            request_id: None,
+            edits: None,
+            set_cookie: None,
+            encoder: None,
         }
     }
 
@@ -128,6 +160,14 @@ impl ProxyHttp for Proxy {
             b""
         };
         let retry = ctx.attempts.count() > 0;
+        if let Some(spec) = &pool.cfg.sticky {
+            let asked = sticky::cookie(session.req_header(), &spec.cookie);
+            if let Some(lease) = asked.and_then(|t| pool.sticky_lease(t, ctx.attempts.tried())) {
+                ctx.set_cookie = None;
+                let backend = ctx.attempts.start(lease);
+                return Ok(Box::new(crate::peer::peer_for(backend, &pool.cfg)));
+            }
+        }
         // The queue watches the client while the key is still needed: a
         // hashed key is copied out of the request head first.
         let key = key.to_vec();
@@ -142,6 +182,11 @@ impl ProxyHttp for Proxy {
         .await
         .map_err(upstream::refused)?;
         let backend = ctx.attempts.start(lease);
+        if let Some(spec) = &pool.cfg.sticky {
+            ctx.set_cookie = pool
+                .sticky_token(backend.addr)
+                .and_then(|t| sticky::set_cookie(spec, &t));
+        }
         Ok(Box::new(crate::peer::peer_for(backend, &pool.cfg)))
     }
 
@@ -156,6 +201,9 @@ impl ProxyHttp for Proxy {
         forward::edit_request_headers(req, peer, ctx.client, upgrade, is_tls(session))?;
         if ctx.strip > 0 {
             rewrite::strip_prefix(req, ctx.strip)?;
+        }
+        if let Some(rules) = ctx.edits.as_ref().and_then(|e| e.request.as_ref()) {
+            headers::apply(rules, req, &ctx.vars(session))?;
         }
         let h2 = ctx
             .pool
@@ -187,14 +235,45 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.response_started = true;
         ctx.sample(TimeMetric::Header);
         forward::edit_response_headers(resp);
+        if resp.status.is_informational() {
+            return Ok(());
+        }
+        if let Some(cookie) = ctx.set_cookie.take() {
+            resp.append_header(header::SET_COOKIE, cookie)?;
+        }
+        if let Some(id) = &ctx.request_id {
+            resp.insert_header(request_id::NAME.clone(), id.clone())?;
+        }
+        let Some(edits) = ctx.edits.clone() else {
+            return Ok(());
+        };
+        if let Some(rules) = &edits.response {
+            headers::apply(rules, resp, &ctx.vars(session))?;
+        }
+        if !edits.compress.is_empty() {
+            ctx.encoder = compress::start(&edits.compress, session.req_header(), resp)?;
+        }
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(encoder) = &mut ctx.encoder {
+            compress::body(encoder, body, end_of_stream)?;
+        }
+        Ok(None)
     }
 
     fn fail_to_connect(

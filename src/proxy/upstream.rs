@@ -18,16 +18,6 @@ pub fn request_host(req: &RequestHeader) -> &[u8] {
     }
 }
 
-fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
-    req.headers.get_all(header::COOKIE).iter().find_map(|v| {
-        v.as_bytes().split(|&c| c == b';').find_map(|kv| {
-            let kv = kv.trim_ascii();
-            let eq = kv.iter().position(|&c| c == b'=')?;
-            (kv[..eq].trim_ascii() == name.as_bytes()).then(|| kv[eq + 1..].trim_ascii())
-        })
-    })
-}
-
 /// The consistent-hash key for this request, written into `buf` when it is
 /// the client IP. A missing header or cookie falls back to the client IP.
 pub fn hash_key<'a>(
@@ -45,7 +35,7 @@ pub fn hash_key<'a>(
         ),
         HashKey::Path => Some(req.uri.path().as_bytes()),
         HashKey::Header(n) => req.headers.get(n).map(|v| v.as_bytes()),
-        HashKey::Cookie(n) => cookie_value(req, n),
+        HashKey::Cookie(n) => crate::policy::sticky::cookie(req, n),
     };
     match found {
         Some(k) => k,

@@ -7,6 +7,7 @@
 pub mod acme;
 pub mod backend;
 pub mod browser;
+pub mod canned;
 pub mod certs;
 pub mod client;
 pub mod grpc;

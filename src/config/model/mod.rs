@@ -2,12 +2,14 @@
 //! checked. Nothing here touches the network.
 
 mod limits;
+mod policy;
 mod tls;
 mod upstream;
 
 use super::defaults;
 
 pub use limits::*;
+pub use policy::*;
 pub use tls::*;
 pub use upstream::*;
 
@@ -213,13 +215,32 @@ pub struct RouteSpec {
     pub host: Option<HostMatch>,
     /// Path prefix condition.
     pub path_prefix: Option<String>,
-    /// Index into [`Config::upstreams`].
-    pub upstream: usize,
+    /// Where its requests go.
+    pub target: RouteTarget,
     /// `allow`/`deny`: which client addresses the route serves.
     pub access: Option<Access>,
+    /// `basic_auth`.
+    pub auth: Option<std::sync::Arc<BasicAuth>>,
     /// Bytes of the path to drop before it goes upstream (`strip_prefix`:
     /// the length of `path_prefix`; 0: none).
     pub strip: usize,
+    /// Header rules and compression; `None` when the route has none.
+    pub edits: Option<std::sync::Arc<Edits>>,
+}
+
+impl RouteSpec {
+    /// A route of every request to upstream `upstream`, with no policy.
+    pub fn to_upstream(upstream: usize) -> RouteSpec {
+        RouteSpec {
+            host: None,
+            path_prefix: None,
+            target: RouteTarget::Upstream(upstream),
+            access: None,
+            auth: None,
+            strip: 0,
+            edits: None,
+        }
+    }
 }
 
 /// A route's `allow` and `deny` lists, judged on the client address (after
@@ -232,42 +253,9 @@ pub struct Access {
     pub deny: Vec<Cidr>,
 }
 
-impl Access {
-    /// Whether `client` may use the route (an unknown address only where
-    /// nothing is allowed by list).
-    pub fn permits(&self, client: Option<std::net::IpAddr>) -> bool {
-        let Some(ip) = client else {
-            return self.allow.is_empty() && self.deny.is_empty();
-        };
-        !self.deny.iter().any(|c| c.contains(ip))
-            && (self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deny_wins_over_allow_and_an_empty_allow_admits_all() {
-        let n = |s: &str| Cidr::parse(s).expect("cidr");
-        let ip = |s: &str| Some(s.parse().expect("ip"));
-        let a = Access {
-            allow: vec![n("10.0.0.0/8"), n("::1/128")],
-            deny: vec![n("10.0.0.13")],
-        };
-        assert!(a.permits(ip("10.1.2.3")));
-        assert!(a.permits(ip("::1")));
-        assert!(!a.permits(ip("10.0.0.13")));
-        assert!(!a.permits(ip("192.168.0.1")));
-        assert!(!a.permits(None));
-        let only_deny = Access {
-            allow: vec![],
-            deny: vec![n("192.168.0.0/16")],
-        };
-        assert!(only_deny.permits(ip("127.0.0.1")));
-        assert!(!only_deny.permits(ip("192.168.3.4")));
-    }
 
     #[test]
     fn cidrs() {

@@ -141,6 +141,8 @@ pub struct UpstreamSpec {
     pub queue: Option<QueueSpec>,
     /// How bulb speaks to the backends.
     pub transport: TransportSpec,
+    /// Sticky sessions by cookie.
+    pub sticky: Option<super::StickySpec>,
 }
 
 /// The protocol spoken to an upstream's backends.

@@ -6,6 +6,7 @@ pub use acme::valid_dns_name;
 mod health;
 mod limits;
 mod listeners;
+mod policies;
 mod routes;
 mod transport;
 mod upstreams;

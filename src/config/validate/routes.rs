@@ -1,4 +1,5 @@
-//! Routes: host and path matches, and the upstreams they name.
+//! Routes: host and path matches, and the upstreams they name (their
+//! policies in [`super::policies`]).
 
 use super::*;
 
@@ -33,24 +34,11 @@ impl Validator {
                     0
                 }
             };
-            return vec![RouteSpec {
-                host: None,
-                path_prefix: None,
-                upstream,
-                access: None,
-                strip: 0,
-            }];
+            return vec![RouteSpec::to_upstream(upstream)];
         }
         let mut out = Vec::new();
         for (i, r) in rs.iter().enumerate() {
-            let Some(upstream) = names.iter().position(|n| *n == r.upstream) else {
-                self.err(
-                    &format!("routes[{i}].upstream"),
-                    format!(
-                        "route names upstream `{}`, which is not defined",
-                        r.upstream
-                    ),
-                );
+            let Some(target) = self.target(i, r, names) else {
                 continue;
             };
             let host = r.host.as_ref().and_then(|h| {
@@ -90,12 +78,16 @@ impl Validator {
                 }
                 _ => 0,
             };
+            let auth = self.basic_auth(i, r);
+            let edits = self.edits(i, r);
             out.push(RouteSpec {
                 host,
                 path_prefix: r.path_prefix.clone(),
-                upstream,
+                target,
                 access,
+                auth,
                 strip,
+                edits,
             });
         }
         out

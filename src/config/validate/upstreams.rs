@@ -114,6 +114,7 @@ impl Validator {
                 ),
             }),
             transport,
+            sticky: self.sticky(&p, u, algorithm),
         };
         self.transport_and_health(&p, &spec);
         spec

@@ -110,9 +110,16 @@ impl Encode for Compressor {
             .or_err(COMPRESSION_ERROR, "while compress Brotli")?;
         // write to vec will never fail.
         if end {
-            self.compress
-                .flush()
-                .or_err(COMPRESSION_ERROR, "while compress Brotli")?;
+            // bulb patch: finish the stream (its last meta-block). `flush`
+            // alone leaves it unterminated, which decoders refuse.
+            let done = std::mem::replace(
+                &mut self.compress,
+                CompressorWriter::new(vec![], 0, 0, 10),
+            );
+            let out = done.into_inner();
+            self.total_out += out.len();
+            self.duration += start.elapsed();
+            return Ok(out.into());
         }
         self.total_out += self.compress.get_ref().len();
         self.duration += start.elapsed();
@@ -127,6 +134,16 @@ impl Encode for Compressor {
 #[cfg(test)]
 mod tests_stream {
     use super::*;
+
+    #[test]
+    fn a_finished_stream_decodes() {
+        let text = b"bulb patch: the last meta-block is written ".repeat(100);
+        let mut c = Compressor::new(4);
+        let mut out = c.encode(&text[..1000], false).unwrap().to_vec();
+        out.extend_from_slice(&c.encode(&text[1000..], true).unwrap());
+        let mut d = Decompressor::new();
+        assert_eq!(&d.encode(&out, true).unwrap()[..], &text[..]);
+    }
 
     #[test]
     fn decompress_brotli_data() {

@@ -1,0 +1,180 @@
+//! `compress` (SPEC "Route policies"): zstd, br and gzip through a real
+//! bulb, each decoded back to the backend's bytes; small, binary and
+//! already-encoded responses untouched; routes without it unchanged.
+
+mod common;
+use common::canned::{fetch, Canned, Page};
+use common::*;
+use std::io::Read;
+
+fn text(n: usize) -> Vec<u8> {
+    let words = ["upstream ", "backend ", "route ", "policy ", "bulb\n"];
+    (0..)
+        .map(|i| words[i % 5])
+        .flat_map(|w| w.bytes())
+        .take(n)
+        .collect()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn decode(encoding: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match encoding {
+        "gzip" => {
+            flate2::read::GzDecoder::new(data)
+                .read_to_end(&mut out)
+                .expect("gzip");
+        }
+        "br" => {
+            brotli::Decompressor::new(data, 4096)
+                .read_to_end(&mut out)
+                .expect("br");
+        }
+        "zstd" => out = zstd::decode_all(data).expect("zstd"),
+        other => panic!("unexpected encoding {other}"),
+    }
+    out
+}
+
+#[test]
+fn each_encoding_decodes_to_the_backends_bytes_and_only_text_worth_it_is_compressed() {
+    let big = text(20_000);
+    let js = text(5_000);
+    let site = Canned::start(vec![
+        Page::new(
+            "/big.html",
+            &["Content-Type: text/html; charset=utf-8", "ETag: \"v1\""],
+            big.clone(),
+        ),
+        Page::new(
+            "/data.json",
+            &["Content-Type: application/json"],
+            text(3000),
+        ),
+        Page::new("/small.txt", &["Content-Type: text/plain"], text(500)),
+        Page::new("/img.png", &["Content-Type: image/png"], text(20_000)),
+        Page::new(
+            "/pre.js",
+            &[
+                "Content-Type: application/javascript",
+                "Content-Encoding: gzip",
+            ],
+            gzip(&js),
+        ),
+        Page::new(
+            "/varies",
+            &["Content-Type: text/css", "Vary: Origin"],
+            text(2000),
+        ),
+    ]);
+    let yaml = Conf::addrs(&[site.addr])
+        .top(
+            "routes:\n\
+             \x20 - {path_prefix: /c, strip_prefix: true, upstream: web, compress: [zstd, br, gzip]}\n\
+             \x20 - {upstream: web}\n",
+        )
+        .yaml();
+    let bulb = Bulb::start(&yaml);
+    let ask = |path: &str, ae: &str| fetch(bulb.addr, path, &[("Accept-Encoding", ae)], "HTTP/1.1");
+
+    for enc in ["zstd", "br", "gzip"] {
+        let r = ask("/c/big.html", enc);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some(enc));
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(r.header("content-length"), None);
+        assert_eq!(
+            r.header("etag"),
+            Some("W/\"v1\""),
+            "a changed body has a weak tag"
+        );
+        assert!(
+            r.body.len() < big.len() / 3,
+            "{enc}: {} bytes",
+            r.body.len()
+        );
+        assert_eq!(
+            decode(enc, &r.body),
+            big,
+            "{enc} decodes to the backend's bytes"
+        );
+    }
+    // The route's order among what the client accepts (q=0 is a refusal).
+    let r = ask("/c/data.json", "gzip, br;q=0.5, zstd");
+    assert_eq!(r.header("content-encoding"), Some("zstd"));
+    let r = ask("/c/data.json", "gzip;q=1, zstd;q=0");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(decode("gzip", &r.body), text(3000));
+    // An existing Vary is extended, not replaced.
+    let r = ask("/c/varies", "gzip");
+    let vary: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("vary"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(vary, ["Origin", "Accept-Encoding"]);
+
+    // Not for small, binary or already-encoded responses.
+    for (path, body) in [
+        ("/c/small.txt", text(500)),
+        ("/c/img.png", text(20_000)),
+        ("/c/pre.js", gzip(&js)),
+    ] {
+        let r = ask(path, "zstd, br, gzip");
+        assert_eq!(r.body, body, "{path} untouched");
+        assert_eq!(
+            r.header("content-length"),
+            Some(body.len().to_string().as_str()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        ask("/c/pre.js", "gzip").header("content-encoding"),
+        Some("gzip")
+    );
+    assert_eq!(ask("/c/img.png", "gzip").header("vary"), None);
+    // Not for a client that accepts none of them, nor for HTTP/1.0.
+    let r = ask("/c/big.html", "identity");
+    assert_eq!(
+        (r.header("content-encoding"), r.body.len()),
+        (None, big.len())
+    );
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    let r = fetch(
+        bulb.addr,
+        "/c/big.html",
+        &[("Accept-Encoding", "gzip")],
+        "HTTP/1.0",
+    );
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.body, big);
+
+    // A route without `compress` passes the backend's response as it was.
+    let r = ask("/big.html", "zstd, br, gzip");
+    assert_eq!(r.body, big);
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("vary"), None);
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+    assert_eq!(r.header("content-length"), Some("20000"));
+}
+
+#[test]
+fn unknown_encodings_are_config_errors() {
+    let dir = tempdir();
+    let yaml = "listeners: [{address: 127.0.0.1:1}]\nroutes:\n  - {upstream: web, compress: [gzip, deflate]}\nupstreams:\n  web:\n    backends: [{address: 127.0.0.1:2}]\n";
+    let c = check_config(&dir, "bulb.yaml", yaml);
+    assert_ne!(c.code, Some(0));
+    assert!(c.stderr.contains("bulb.yaml:3:"), "{}", c.stderr);
+    assert!(
+        c.stderr.contains("unknown encoding `deflate`"),
+        "{}",
+        c.stderr
+    );
+}
