@@ -57,7 +57,8 @@ impl Canned {
                                 break;
                             }
                         }
-                        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                        let target = head.split(' ').nth(1).unwrap_or("");
+                        let path = target.split('?').next().unwrap_or("").to_string();
                         seen.lock().unwrap().push(head);
                         let page = pages.iter().find(|p| p.path == path);
                         let mut out = Vec::new();
