@@ -30,6 +30,22 @@ impl Client {
     }
 }
 
+/// Every client of backend `gone` lands elsewhere and stays there; the
+/// others stay where they were.
+fn move_off(clients: &mut [Client], home: &mut [String], gone: &str, addr: SocketAddr) {
+    for (c, h) in clients.iter_mut().zip(home.iter_mut()) {
+        let before = c.cookie.clone();
+        let now = c.get(addr);
+        if h == gone {
+            assert_ne!(now, gone);
+            assert_ne!(c.cookie, before, "a new cookie");
+            *h = now.clone();
+        }
+        assert_eq!(&now, h);
+        assert_eq!(&c.get(addr), h);
+    }
+}
+
 fn admin_post(admin: SocketAddr, path: &str) -> u16 {
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -84,26 +100,10 @@ fn sticky_clients_stay_move_when_their_backend_goes_and_are_honoured_by_every_pr
     // Draining a backend moves its clients (a new cookie), then they stay.
     let path = format!("/upstreams/web/backends/{}/drain", bs[0].addr);
     assert_eq!(admin_post(bulb.admin, &path), 200);
-    for (c, h) in clients.iter_mut().zip(home.iter_mut()) {
-        let now = c.get(bulb.addr);
-        if *h == "a" {
-            assert_ne!(now, "a");
-            *h = now.clone();
-        }
-        assert_eq!(&now, h);
-        assert_eq!(&c.get(bulb.addr), h);
-    }
+    move_off(&mut clients, &mut home, "a", bulb.addr);
     // Killing a backend: its clients move with no failed request.
     bs[1].stop();
-    for (c, h) in clients.iter_mut().zip(home.iter_mut()) {
-        let now = c.get(bulb.addr);
-        if *h == "b" {
-            assert_eq!(now, "c");
-            *h = now.clone();
-        }
-        assert_eq!(&now, h);
-        assert_eq!(&c.get(bulb.addr), h);
-    }
+    move_off(&mut clients, &mut home, "b", bulb.addr);
     assert!(home.iter().all(|h| h == "c"));
 }
 
