@@ -29,6 +29,7 @@ pub mod peer;
 pub mod policy;
 pub mod pool;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod runtime;
 pub mod server;
 pub mod state;

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub retries: AtomicU64,
     /// Client connections closed at once because `max_client_connections` was reached.
     pub connections_refused: AtomicU64,
+    /// Connections closed for a missing, malformed, late or untrusted PROXY header.
+    pub proxy_refused: AtomicU64,
     /// Requests rejected as malformed before reaching any backend.
     pub rejected: AtomicU64,
     /// Requests refused by the rate limit (429).

@@ -122,6 +122,21 @@ pub fn run(
         let addr = l.address.to_string();
         tcp.add_listener(ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::unbuffered()));
     }
+    // PROXY headers are read before anything else (TLS included), only on
+    // services with a listener that accepts them.
+    let accepts = |tcp_side: bool| {
+        listeners
+            .iter()
+            .any(|l| l.accept_proxy && l.tcp.is_some() == tcp_side)
+    };
+    if accepts(false) {
+        let cb = crate::admission::proxy_accept::AcceptProxy::new(shared.clone());
+        proxy.endpoints().set_pre_tls_callback(cb);
+    }
+    if accepts(true) {
+        let cb = crate::admission::proxy_accept::AcceptProxy::new(shared.clone());
+        tcp.endpoints().set_pre_tls_callback(cb);
+    }
     let control = background_service(
         "bulb control",
         Control::new(shared.clone(), source, handoff, Duration::from_secs(drain)),

@@ -114,6 +114,12 @@ fn families(shared: &Shared) -> Vec<MetricFamily> {
             counter_of(&m.connections_refused),
         ),
         family(
+            "bulb_proxy_protocol_refused_total",
+            "Connections closed on a listener with accept_proxy_protocol: from an untrusted address, or without a valid PROXY header within 10 s.",
+            MetricType::COUNTER,
+            counter_of(&m.proxy_refused),
+        ),
+        family(
             "bulb_requests_rejected_total",
             "Requests answered without reaching a backend: malformed (4xx), rate_limited (429), queue_full and queue_timeout (503).",
             MetricType::COUNTER,

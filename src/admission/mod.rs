@@ -14,6 +14,7 @@
 //! `bulb_retries_total`) are counted here, once, whatever the protocol.
 
 pub mod attempt;
+pub mod proxy_accept;
 
 use crate::metrics::Metrics;
 use crate::pool::queue::{Busy, Rejected};

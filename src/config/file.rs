@@ -49,6 +49,8 @@ pub struct ListenerFile {
     pub idle_timeout: Option<String>,
     /// http only: also accept cleartext HTTP/2 (prior knowledge).
     pub h2c: Option<bool>,
+    /// Every connection starts with a PROXY header from `trusted_proxies`.
+    pub accept_proxy_protocol: Option<bool>,
     /// http only, without `tls`: answer 308 to the same URL over HTTPS.
     pub redirect_https: Option<bool>,
 }

@@ -4,7 +4,6 @@
 //! listeners (so they join the socket hand-over); backends are reached with
 //! Pingora's transport connector; [`relay`] moves the bytes.
 
-pub mod proxy_protocol;
 pub mod relay;
 
 use crate::access_log::SessionEntry;
@@ -102,14 +101,14 @@ impl TcpProxy {
             .new_stream(&peer)
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        own(stream)
+        own(stream).map(|(s, _)| s)
     }
 }
 
 /// The tokio socket under Pingora's TCP `stream`, so the relay can wait on
 /// it and `splice` from it (taken out of the stream, which holds nothing
 /// buffered yet: no duplicate descriptor, no second registration).
-fn own(stream: Stream) -> std::io::Result<TcpStream> {
+fn own(stream: Stream) -> std::io::Result<(TcpStream, Vec<u8>)> {
     let l4 = stream
         .into_any()
         .downcast::<L4Stream>()
@@ -169,7 +168,12 @@ impl ServerApp for TcpProxy {
         let max = rt.config.limits.max_client_connections;
         let _counted = admission::connection(&self.shared, max)?;
         let start = Instant::now();
-        let client = match own(stream) {
+        // The peer is the stream's: a PROXY header read on accept
+        // (`accept_proxy_protocol`) has put the client's address there.
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()));
+        let (client, early) = match own(stream) {
             Ok(s) => s,
             Err(e) => {
                 debug!("tcp: cannot take the client socket: {e}");
@@ -177,7 +181,6 @@ impl ServerApp for TcpProxy {
             }
         };
         let local = client.local_addr().ok()?;
-        let peer = client.peer_addr().ok();
         let Some((spec, pool)) = rt.tcp_listener(local) else {
             warn!("tcp: connection on {local}, which is no tcp listener of the running config");
             return None;
@@ -201,26 +204,34 @@ impl ServerApp for TcpProxy {
                 return None;
             }
         };
-        let end = serve(spec, &client, &backend, peer, local, &meter).await;
+        let end = serve(spec, &client, &backend, (peer, local), &early, &meter).await;
         session.finish(&self.shared, Some(lease.backend()), end, &meter);
         None
     }
 }
 
-/// Send the PROXY header if asked, then relay until the session ends.
+/// Send the PROXY header if asked and the client's bytes read before the
+/// relay (`early`: those after an accepted PROXY header), then relay until
+/// the session ends.
 async fn serve(
     spec: &TcpSpec,
     client: &TcpStream,
     backend: &TcpStream,
-    peer: Option<SocketAddr>,
-    local: SocketAddr,
+    (peer, local): (Option<SocketAddr>, SocketAddr),
+    early: &[u8],
     meter: &Meter,
 ) -> SessionEnd {
     if let (Some(v), Some(peer)) = (spec.proxy_protocol, peer) {
-        let header = proxy_protocol::header(v, peer, local);
+        let header = crate::proxy_protocol::write::header(v, peer, local);
         if write_all(backend, &header).await.is_err() {
             return SessionEnd::Reset;
         }
+    }
+    if !early.is_empty() {
+        if write_all(backend, early).await.is_err() {
+            return SessionEnd::Reset;
+        }
+        meter.up.fetch_add(early.len() as u64, Relaxed);
     }
     match relay::relay(client, backend, spec.idle_timeout, meter).await {
         End::Closed => SessionEnd::Closed,

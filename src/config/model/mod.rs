@@ -53,7 +53,7 @@ impl Config {
     /// HTTP/2 idle timeout (`limits.client_keepalive_timeout`). A reload that
     /// changes any of them hands the sockets over to a new process.
     pub fn fixed_at_start_changes(&self, new: &Config) -> Vec<&'static str> {
-        fn sockets(c: &Config) -> Vec<(SocketAddr, bool, bool)> {
+        fn sockets(c: &Config) -> Vec<(SocketAddr, bool, bool, bool)> {
             c.listeners.iter().map(|l| l.socket()).collect()
         }
         let (a, b) = (&self.limits, &new.limits);
@@ -146,6 +146,8 @@ pub struct ListenerSpec {
     pub h2c: bool,
     /// Plain requests get a 308 to the same URL over HTTPS.
     pub redirect_https: bool,
+    /// `accept_proxy_protocol`: connections start with a PROXY header.
+    pub accept_proxy: bool,
 }
 
 impl ListenerSpec {
@@ -153,8 +155,13 @@ impl ListenerSpec {
     /// reload that changes this needs a hand-over; a change of the TCP
     /// settings does not (they are read per session), nor one of the
     /// certificates (loaded into the running listener).
-    pub fn socket(&self) -> (SocketAddr, bool, bool) {
-        (self.address, self.tls.is_some(), self.tcp.is_some())
+    pub fn socket(&self) -> (SocketAddr, bool, bool, bool) {
+        (
+            self.address,
+            self.tls.is_some(),
+            self.tcp.is_some(),
+            self.accept_proxy,
+        )
     }
 }
 

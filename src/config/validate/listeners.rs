@@ -3,6 +3,19 @@
 use super::*;
 
 impl Validator {
+    /// `accept_proxy_protocol` needs `trusted_proxies`: with none, every
+    /// connection would be closed.
+    pub(super) fn accept_proxy(&mut self, ls: &[ListenerFile], trusted: &[String]) {
+        for (i, l) in ls.iter().enumerate() {
+            if l.accept_proxy_protocol == Some(true) && trusted.is_empty() {
+                self.err(
+                    &format!("listeners[{i}].accept_proxy_protocol"),
+                    "accept_proxy_protocol needs `trusted_proxies` (the L4 tier's addresses; others are closed)",
+                );
+            }
+        }
+    }
+
     pub(super) fn listeners(&mut self, ls: &[ListenerFile]) -> Vec<ListenerSpec> {
         if ls.is_empty() {
             let pos = self.loc.key("listeners");
@@ -43,12 +56,14 @@ impl Validator {
                     "redirect_https is for plain http listeners (it sends their clients to a TLS listener)",
                 );
             }
+            let accept_proxy = l.accept_proxy_protocol.unwrap_or(false);
             out.push(ListenerSpec {
                 address,
                 tls,
                 tcp,
                 h2c,
                 redirect_https,
+                accept_proxy,
             });
         }
         out

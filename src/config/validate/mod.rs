@@ -181,6 +181,7 @@ impl Validator {
     fn config(&mut self, file: FileConfig, server: ServerConf) -> Config {
         let server = self.server(server);
         let mut listeners = self.listeners(&file.listeners);
+        self.accept_proxy(&file.listeners, &file.trusted_proxies);
         let admin = file.admin.as_ref().and_then(|a| match &a.address {
             Some(addr) => self.socket_addr("admin.address", addr),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9901))),

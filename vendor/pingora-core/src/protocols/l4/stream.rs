@@ -805,12 +805,12 @@ impl Stream {
     /// bulb patch (vendor/pingora-core/PATCH.md, "TCP sessions without
     /// duplicated sockets"): the plain TCP socket under this stream, for a
     /// caller that moves the bytes itself (with `splice`), still registered
-    /// with the runtime that made it. `Err(self)` when it is not a plain TCP
-    /// socket, or when bytes wait in either buffer or were put back to be
-    /// read again (they would be lost).
-    pub fn into_tcp(mut self) -> std::result::Result<TcpStream, Self> {
-        let clean = self.rewind_read_buf.is_empty()
-            && match self.stream() {
+    /// with the runtime that made it, and the bytes put back to be read again
+    /// (`rewind`), oldest first, for the caller to use before the socket's.
+    /// `Err(self)` when it is not a plain TCP socket, or when bytes wait in
+    /// either buffer (they would be lost).
+    pub fn into_tcp(mut self) -> std::result::Result<(TcpStream, Vec<u8>), Self> {
+        let clean = match self.stream() {
                 BufferedStream::UnbufferedRead(w) => w.buffer().is_empty(),
                 BufferedStream::BufferedRead(r) => {
                     r.buffer().is_empty() && r.get_ref().buffer().is_empty()
@@ -821,8 +821,14 @@ impl Stream {
             return Err(self);
         }
         let inner = self.stream.take().expect("stream should always be set");
+        // `read` takes the last pushed first.
+        let rewound: Vec<u8> = std::mem::take(&mut self.rewind_read_buf)
+            .into_iter()
+            .rev()
+            .flatten()
+            .collect();
         match inner.into_inner().stream {
-            RawStream::Tcp(s) => Ok(s),
+            RawStream::Tcp(s) => Ok((s, rewound)),
             _ => unreachable!("checked to be TCP above"),
         }
     }

@@ -1,11 +1,10 @@
-//! The PROXY protocol header (HAProxy's `proxy-protocol.txt`, versions 1
-//! and 2) that tells a backend the client's address.
+//! Writing the PROXY protocol header (versions 1 and 2) that tells a
+//! backend the client's address.
 
 use crate::config::ProxyProtocol;
 use std::net::SocketAddr;
 
-/// The v2 signature.
-const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+use super::V2_SIGNATURE;
 
 /// The header for a connection from `client` to `local` (bulb's listener).
 pub fn header(version: ProxyProtocol, client: SocketAddr, local: SocketAddr) -> Vec<u8> {
