@@ -4,6 +4,7 @@
 
 use crate::config::{Config, HostMatch, ListenerSpec, RouteSpec, TcpSpec};
 use crate::discovery::DnsCache;
+use crate::limit::store::RateStore;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
 use std::collections::HashMap;
@@ -23,6 +24,9 @@ pub struct Runtime {
     pub https_port: Option<u16>,
     /// Some TLS listener has `acme`: plain listeners answer HTTP-01 challenges.
     pub acme: bool,
+    /// `limits.rate.store`: the shared buckets (the same connection across
+    /// reloads that keep its URL).
+    pub rate_store: Option<Arc<RateStore>>,
 }
 
 impl Runtime {
@@ -51,7 +55,16 @@ impl Runtime {
                 ))
             })
             .collect();
+        let url = config.limits.rate.as_ref().and_then(|r| r.store.as_deref());
+        let rate_store = url.and_then(|url| {
+            let kept = previous.and_then(|p| p.rate_store.as_ref());
+            match kept.filter(|s| s.url() == url) {
+                Some(s) => Some(s.clone()),
+                None => RateStore::new(url).map(Arc::new),
+            }
+        });
         Runtime {
+            rate_store,
             generation: previous.map_or(1, |p| p.generation + 1),
             https_port: config.listeners.iter().any(|l| l.redirect_https).then(|| {
                 let tls = config.listeners.iter().find(|l| l.tls.is_some());

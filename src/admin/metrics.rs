@@ -114,6 +114,12 @@ fn families(shared: &Shared) -> Vec<MetricFamily> {
             counter_of(&m.connections_refused),
         ),
         family(
+            "bulb_rate_store_errors_total",
+            "Rate checks the shared store (limits.rate.store) did not answer within store_timeout; the local bucket decided.",
+            MetricType::COUNTER,
+            counter_of(&m.rate_store_errors),
+        ),
+        family(
             "bulb_proxy_protocol_refused_total",
             "Connections closed on a listener with accept_proxy_protocol: from an untrusted address, or without a valid PROXY header within 10 s.",
             MetricType::COUNTER,

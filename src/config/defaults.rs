@@ -18,6 +18,8 @@ pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 pub const SLOW_START: Duration = Duration::from_secs(30);
 /// `upstreams.*.queue.timeout`.
 pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a shared rate store before the local bucket decides.
+pub const RATE_STORE_TIMEOUT: Duration = Duration::from_millis(5);
 /// `upstreams.*.backends[].weight`.
 pub const WEIGHT: u32 = 1;
 /// `upstreams.*.passive.max_fails`.

@@ -329,6 +329,10 @@ pub struct RateFile {
     pub requests_per_second: f64,
     /// Requests allowed at once above the rate.
     pub burst: Option<u32>,
+    /// `redis://HOST:PORT/DB`: one bucket per key shared by every bulb naming it.
+    pub store: Option<String>,
+    /// How long a request waits for the store before the local bucket decides.
+    pub store_timeout: Option<String>,
 }
 
 /// Active health checks.

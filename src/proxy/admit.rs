@@ -7,6 +7,7 @@
 use super::respond::{refuse, Outcome};
 use super::{body, checks, forward, Ctx};
 use crate::config::{RateKey, RateSpec, RouteTarget};
+use crate::limit::store::RateStore;
 use crate::policy::{access, answer, auth, request_id, split};
 use crate::state::Shared;
 use http::header;
@@ -31,9 +32,12 @@ pub fn peer_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-/// The wait until `client` may send again, when it is over `r`'s rate.
-fn over_rate(
+/// The wait until `client` may send again, when it is over `r`'s rate: the
+/// shared store's answer when it gives one within `store_timeout`, else the
+/// local bucket's.
+async fn over_rate(
     shared: &Shared,
+    store: Option<&RateStore>,
     r: &RateSpec,
     req: &RequestHeader,
     client: Option<IpAddr>,
@@ -44,6 +48,14 @@ fn over_rate(
         RateKey::ClientIp => None,
     };
     let key = header.unwrap_or_else(|| crate::client::ip_key(client, &mut buf));
+    if let Some(store) = store {
+        match tokio::time::timeout(r.store_timeout, store.take(key, r)).await {
+            Ok(Ok(wait)) => return wait,
+            Ok(Err(e)) => store.log(&e.0),
+            Err(_) => store.log(&format!("no answer within {:?}", r.store_timeout)),
+        }
+        shared.metrics.rate_store_errors.fetch_add(1, Relaxed);
+    }
     shared.rate.take(key, r).err()
 }
 
@@ -117,11 +129,11 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
     ctx.client = peer_ip(session).and_then(|p| {
         forward::real_client(p, forward::forwarded_for(req), &rt.config.trusted_proxies)
     });
-    if let Some(wait) = limits
-        .rate
-        .as_ref()
-        .and_then(|r| over_rate(shared, r, req, ctx.client))
-    {
+    let wait = match &limits.rate {
+        Some(r) => over_rate(shared, rt.rate_store.as_deref(), r, req, ctx.client).await,
+        None => None,
+    };
+    if let Some(wait) = wait {
         shared.metrics.rate_limited.fetch_add(1, Relaxed);
         return too_many(session, wait).await;
     }

@@ -236,6 +236,10 @@ pub struct RateSpec {
     pub per_second: f64,
     /// Bucket size.
     pub burst: u32,
+    /// A Redis URL: the bucket lives there, shared by every bulb naming it.
+    pub store: Option<String>,
+    /// How long a request waits for the store before the local bucket decides.
+    pub store_timeout: Duration,
 }
 
 /// What `least_time` measures.

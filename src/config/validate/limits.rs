@@ -38,10 +38,33 @@ impl Validator {
             );
             return None;
         }
+        let store = r.store.as_ref().and_then(|url| {
+            let ok = url.starts_with("redis://") && redis::Client::open(url.as_str()).is_ok();
+            if !ok {
+                self.err(
+                    "limits.rate.store",
+                    format!("`{url}` is not a store bulb can use: give redis://HOST:PORT/DB"),
+                );
+            }
+            ok.then(|| url.clone())
+        });
+        let store_timeout = self.duration(
+            "limits.rate.store_timeout",
+            &r.store_timeout,
+            defaults::RATE_STORE_TIMEOUT,
+        );
+        if r.store_timeout.is_some() && store.is_none() && r.store.is_none() {
+            self.err(
+                "limits.rate.store_timeout",
+                "store_timeout applies only with a `store`",
+            );
+        }
         Some(RateSpec {
             key,
             per_second: r.requests_per_second,
             burst,
+            store,
+            store_timeout,
         })
     }
 

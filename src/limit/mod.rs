@@ -3,7 +3,11 @@
 //! source addresses or header values. Keys are hashed into the table with a
 //! per-process random seed; two clients that share a slot share a limit (with
 //! 131 072 slots, rare for honest traffic; an attacker cycling keys only
-//! spreads its own requests).
+//! spreads its own requests). With `limits.rate.store`, the bucket lives in
+//! Redis ([`store`]) and this table decides only when the store does not
+//! answer in time.
+
+pub mod store;
 
 use crate::config::RateSpec;
 use std::hash::{BuildHasher, Hasher};
@@ -79,6 +83,8 @@ mod tests {
             key: RateKey::ClientIp,
             per_second: 10.0,
             burst: 5,
+            store: None,
+            store_timeout: std::time::Duration::from_millis(5),
         };
         for i in 0..5 {
             assert_eq!(l.take(b"a", &spec), Ok(()), "{i}");
