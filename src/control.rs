@@ -95,8 +95,9 @@ impl Control {
     }
 
     /// Name resolution for the backends of `p`, sharing the process-wide cache.
-    fn discovery_for(&self, p: &Pool) -> DnsDiscovery {
-        DnsDiscovery::new(&p.cfg.name, p.cfg.backends.clone(), self.shared.dns.clone())
+    fn discovery_for(&self, p: &Pool, resolvers: &[std::net::SocketAddr]) -> DnsDiscovery {
+        let (name, specs) = (&p.cfg.name, p.cfg.backends.clone());
+        DnsDiscovery::new(name, specs, self.shared.dns.clone(), resolvers)
     }
 
     /// Resolve names and probe backends of `rt` once, so that it starts
@@ -104,7 +105,8 @@ impl Control {
     async fn warm_up(&self, rt: &Runtime) {
         let jobs = rt.pools.iter().map(|p| async move {
             if p.has_hostnames() {
-                discovery::refresh(p, &self.discovery_for(p)).await;
+                let d = self.discovery_for(p, &rt.config.resolvers);
+                discovery::refresh(p, &d).await;
             }
             if let Some(h) = &p.cfg.health_check {
                 Prober::new(h).probe_pool(p, true).await;
@@ -117,7 +119,8 @@ impl Control {
     fn spawn_tasks(&self, rt: &Runtime) {
         for p in &rt.pools {
             if p.has_hostnames() {
-                tokio::spawn(discovery::run(p.clone(), self.discovery_for(p)));
+                let d = self.discovery_for(p, &rt.config.resolvers);
+                tokio::spawn(discovery::run(p.clone(), d));
             }
             if let Some(h) = &p.cfg.health_check {
                 tokio::spawn(health::run(p.clone(), Prober::new(h)));

@@ -29,6 +29,9 @@ pub struct FileConfig {
     /// CIDRs of proxies in front of bulb whose `X-Forwarded-For` is believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// DNS servers for hostnames and SRV (`IP` or `IP:PORT`); default: the system's.
+    #[serde(default)]
+    pub resolvers: Vec<String>,
 }
 
 /// One listener.
@@ -298,8 +301,10 @@ pub struct LeastTimeFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendFile {
-    /// `IP:port` or `hostname:port`.
-    pub address: String,
+    /// `IP:port` or `hostname:port` (or `srv`).
+    pub address: Option<String>,
+    /// A DNS SRV name: every target and port it lists is a backend.
+    pub srv: Option<String>,
     /// Relative weight, >= 1.
     pub weight: Option<u32>,
     /// Used only while no primary backend is usable.
@@ -432,6 +437,7 @@ pub const PINGORA_KEYS: &[&str] = &[
 
 /// Top-level keys that are bulb's.
 pub const BULB_KEYS: &[&str] = &[
+    "resolvers",
     "listeners",
     "admin",
     "access_log",

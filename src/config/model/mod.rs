@@ -44,6 +44,8 @@ pub struct Config {
     pub limits: LimitsSpec,
     /// Peers whose `X-Forwarded-For` is believed (see `proxy::real_client`).
     pub trusted_proxies: Vec<Cidr>,
+    /// DNS servers for hostnames and SRV; empty: the system's.
+    pub resolvers: Vec<SocketAddr>,
 }
 
 impl Config {

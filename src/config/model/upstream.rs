@@ -61,6 +61,9 @@ pub struct BackendSpec {
     pub backup: bool,
     /// Requests (tcp: sessions) in flight at most.
     pub max_conns: Option<u32>,
+    /// `host` is a DNS SRV name (`port` is 0): its targets are the
+    /// backends, with the records' weights, higher priorities as backups.
+    pub srv: bool,
 }
 
 /// Kind of active probe.

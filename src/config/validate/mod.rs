@@ -224,7 +224,9 @@ impl Validator {
                 parsed
             })
             .collect();
+        let resolvers = self.resolvers(&file.resolvers);
         Config {
+            resolvers,
             source: self.file.clone(),
             server,
             listeners,

@@ -41,9 +41,15 @@ impl Validator {
                     .iter()
                     .any(|o| o.host == spec.host && o.port == spec.port)
                 {
+                    let key = if b.address.is_some() {
+                        "address"
+                    } else {
+                        "srv"
+                    };
+                    let text = b.address.as_deref().or(b.srv.as_deref()).unwrap_or("");
                     self.err(
-                        &format!("{p}.backends[{i}].address"),
-                        format!("backend `{}` is listed twice", b.address),
+                        &format!("{p}.backends[{i}].{key}"),
+                        format!("backend `{text}` is listed twice"),
                     );
                 }
                 backends.push(spec);
@@ -203,10 +209,40 @@ impl Validator {
             );
         }
         let apath = format!("{p}.address");
-        let (host, port) = match split_host_port(&b.address) {
+        let (address, srv) = match (&b.address, &b.srv) {
+            (Some(a), None) => (a, false),
+            (None, Some(name)) => (name, true),
+            _ => {
+                self.err(p, "a backend needs exactly one of `address` and `srv`");
+                return None;
+            }
+        };
+        if srv {
+            let spath = format!("{p}.srv");
+            if !valid_hostname(address.trim_end_matches('.')) {
+                self.err(&spath, format!("`{address}` is not a DNS name"));
+                return None;
+            }
+            let given = [("weight", b.weight.is_some()), ("backup", b.backup)];
+            self.only_for(
+                p,
+                &given,
+                "`address` entries (an SRV record gives weight and priority)",
+            );
+            return Some(BackendSpec {
+                host: address.clone(),
+                port: 0,
+                ip: None,
+                weight: 1,
+                backup: false,
+                max_conns: self.max_conns(p, b.max_conns),
+                srv: true,
+            });
+        }
+        let (host, port) = match split_host_port(address) {
             Some(hp) => hp,
             None => {
-                self.err(&apath, format!("`{}` is not host:port", b.address));
+                self.err(&apath, format!("`{address}` is not host:port"));
                 return None;
             }
         };
@@ -227,15 +263,40 @@ impl Validator {
             ip,
             weight: weight.clamp(1, 10_000),
             backup: b.backup,
-            max_conns: b.max_conns.filter(|&n| {
-                if n == 0 {
+            max_conns: self.max_conns(p, b.max_conns),
+            srv: false,
+        })
+    }
+
+    fn max_conns(&mut self, p: &str, n: Option<u32>) -> Option<u32> {
+        n.filter(|&n| {
+            if n == 0 {
+                self.err(
+                    &format!("{p}.max_conns"),
+                    "max_conns must be at least 1 (omit it for no limit)",
+                );
+            }
+            n > 0
+        })
+    }
+
+    /// `resolvers`: `IP` or `IP:PORT` (port 53 when omitted).
+    pub(super) fn resolvers(&mut self, rs: &[String]) -> Vec<SocketAddr> {
+        rs.iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let parsed = r
+                    .parse::<SocketAddr>()
+                    .ok()
+                    .or_else(|| r.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)));
+                if parsed.is_none() {
                     self.err(
-                        &format!("{p}.max_conns"),
-                        "max_conns must be at least 1 (omit it for no limit)",
+                        &format!("resolvers[{i}]"),
+                        format!("`{r}` is not an IP address or IP:PORT of a DNS server"),
                     );
                 }
-                n > 0
-            }),
-        })
+                parsed
+            })
+            .collect()
     }
 }
