@@ -8,17 +8,6 @@
 use crate::config::StickySpec;
 use http::header::{self, HeaderValue};
 use pingora_http::RequestHeader;
-use std::net::SocketAddr;
-
-/// The token for backend `addr` of upstream `upstream`: 24 hex digits.
-pub fn token(upstream: &str, addr: SocketAddr) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, upstream.as_bytes());
-    let tag = ring::hmac::sign(&key, addr.to_string().as_bytes());
-    tag.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// The value of cookie `name` in `req`, if sent.
 pub fn cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
@@ -49,6 +38,8 @@ pub fn set_cookie(spec: &StickySpec, token: &str) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::sticky::token;
+    use std::net::SocketAddr;
     use std::time::Duration;
 
     #[test]

@@ -4,7 +4,7 @@
 pub mod backend;
 pub mod queue;
 pub mod selection;
-mod sticky;
+pub mod sticky;
 
 use crate::clock::{now_ms, now_us};
 pub use backend::{AdminState, BackendState, Counts, Lease, SessionEnd, Start};

@@ -4,16 +4,25 @@
 use super::backend::{BackendState, Lease};
 use super::{Pool, Tried};
 use crate::config::UpstreamSpec;
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// The token for backend `addr` of upstream `upstream`: 24 hex digits.
+pub fn token(upstream: &str, addr: SocketAddr) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, upstream.as_bytes());
+    let tag = ring::hmac::sign(&key, addr.to_string().as_bytes());
+    tag.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// The tokens of `all`, in order; none without `sticky`.
 pub(super) fn tokens(cfg: &UpstreamSpec, all: &[Arc<BackendState>]) -> Vec<String> {
     if cfg.sticky.is_none() {
         return Vec::new();
     }
-    all.iter()
-        .map(|s| crate::policy::sticky::token(&cfg.name, s.addr))
-        .collect()
+    all.iter().map(|s| token(&cfg.name, s.addr)).collect()
 }
 
 impl Pool {
