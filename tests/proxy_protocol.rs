@@ -216,3 +216,60 @@ fn accept_proxy_protocol_needs_trusted_proxies() {
     assert!(c.stderr.contains("bulb.yaml:3:"), "{}", c.stderr);
     assert!(c.stderr.contains("needs `trusted_proxies`"), "{}", c.stderr);
 }
+
+/// A GET over TLS (trusting `cert`) on a connection that first sends `proxy`.
+fn tls_get_after(addr: SocketAddr, proxy: &[u8], cert: &str) -> String {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(cert).expect("cert");
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.expect("pem")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let mut tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(proxy).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request over TLS");
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[test]
+fn on_a_tls_listener_the_header_comes_before_the_handshake() {
+    let r = Recorder::start();
+    let dir = tempdir();
+    let ca = common::certs::Ca::new(&dir, "ca");
+    let leaf = ca.leaf("localhost");
+    let tls = format!(
+        "    tls: {{cert: \"{}\", key: \"{}\"}}\n",
+        leaf.cert, leaf.key
+    );
+    let bulb = Bulb::start(&http_conf(&r).listener(&tls).yaml());
+    let resp = tls_get_after(
+        bulb.addr,
+        b"PROXY TCP4 192.0.2.44 127.0.0.1 7000 443\r\n",
+        &ca.cert,
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let head = r
+        .requests()
+        .pop()
+        .expect("upstream request")
+        .head
+        .to_ascii_lowercase();
+    assert!(
+        head.contains("\r\nx-forwarded-for: 192.0.2.44\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nx-forwarded-proto: https\r\n"), "{head}");
+}
