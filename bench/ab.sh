@@ -4,7 +4,7 @@
 # interleaved. Prints the median user+system µs per request of each.
 # Usage: bench/ab.sh OLD_BULB NEW_BULB [REPS=14] [SECONDS=3]   (loopback only)
 # B_BACKEND=", max_conns: 1000" and B_TOP="limits: {...}" change only B's config
-# (with the same binary twice: the cost of a setting).
+# (with the same binary twice: the cost of a setting); A_TOP likewise for A.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1; B=$2; REPS=${3:-14}; DUR=${4:-3}
@@ -14,7 +14,7 @@ pids=()
 trap 'kill -INT "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 taskset -c 0 nginx -c "$(pwd)/bench/peers/backends.nginx.conf" & pids+=($!)
 declare -A port=([a]=8183 [b]=8185) bin=([a]=$A [b]=$B) pid=()
-declare -A extra=([a]="" [b]="${B_BACKEND:-}") top=([a]="" [b]="${B_TOP:-}")
+declare -A extra=([a]="" [b]="${B_BACKEND:-}") top=([a]="${A_TOP:-}" [b]="${B_TOP:-}")
 for n in a b; do
   cat > "$W/$n.yaml" <<YAML
 ${top[$n]}
