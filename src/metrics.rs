@@ -75,6 +75,8 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Rate checks the shared store did not answer in time (the local bucket decided).
     pub rate_store_errors: AtomicU64,
+    /// Trace spans dropped: the export queue was full, or the collector failed.
+    pub trace_dropped: std::sync::Arc<AtomicU64>,
     /// Requests refused because the queue was full or absent (503).
     pub queue_full: AtomicU64,
     /// Requests that waited longer than the queue timeout (503).

@@ -7,6 +7,7 @@ use crate::discovery::DnsCache;
 use crate::limit::store::RateStore;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
+use crate::trace::Tracer;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct Runtime {
     /// `limits.rate.store`: the shared buckets (the same connection across
     /// reloads that keep its URL).
     pub rate_store: Option<Arc<RateStore>>,
+    /// `tracing`: the tracer (the same one across reloads that keep the section).
+    pub tracer: Option<Arc<Tracer>>,
 }
 
 impl Runtime {
@@ -63,7 +66,15 @@ impl Runtime {
                 None => RateStore::new(url).map(Arc::new),
             }
         });
+        let tracer = config.tracing.as_ref().map(|spec| {
+            let kept = previous.and_then(|p| p.tracer.as_ref());
+            match kept.filter(|t| t.spec == *spec) {
+                Some(t) => t.clone(),
+                None => Arc::new(Tracer::new(spec.clone())),
+            }
+        });
         Runtime {
+            tracer,
             rate_store,
             generation: previous.map_or(1, |p| p.generation + 1),
             https_port: config.listeners.iter().any(|l| l.redirect_https).then(|| {

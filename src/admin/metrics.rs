@@ -114,6 +114,12 @@ fn families(shared: &Shared) -> Vec<MetricFamily> {
             counter_of(&m.connections_refused),
         ),
         family(
+            "bulb_trace_spans_dropped_total",
+            "Trace spans dropped: the export queue was full, or the collector did not take them.",
+            MetricType::COUNTER,
+            counter_of(&m.trace_dropped),
+        ),
+        family(
             "bulb_rate_store_errors_total",
             "Rate checks the shared store (limits.rate.store) did not answer within store_timeout; the local bucket decided.",
             MetricType::COUNTER,

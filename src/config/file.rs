@@ -32,6 +32,21 @@ pub struct FileConfig {
     /// DNS servers for hostnames and SRV (`IP` or `IP:PORT`); default: the system's.
     #[serde(default)]
     pub resolvers: Vec<String>,
+    /// OpenTelemetry traces.
+    pub tracing: Option<TracingFile>,
+}
+
+/// `tracing:` — spans exported over OTLP/HTTP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingFile {
+    /// The collector's OTLP/HTTP traces URL (`http://HOST:4318/v1/traces`).
+    pub otlp: String,
+    /// `service.name` of the spans (default `bulb`).
+    pub service_name: Option<String>,
+    /// Share of new traces sampled (0 to 1, default 1); a client's sampled
+    /// `traceparent` is always kept.
+    pub sample_ratio: Option<f64>,
 }
 
 /// One listener.
@@ -438,6 +453,7 @@ pub const PINGORA_KEYS: &[&str] = &[
 /// Top-level keys that are bulb's.
 pub const BULB_KEYS: &[&str] = &[
     "resolvers",
+    "tracing",
     "listeners",
     "admin",
     "access_log",

@@ -21,23 +21,7 @@ pub fn valid(v: &[u8]) -> bool {
 
 /// A new id: 32 lower-case hex digits.
 pub fn generate() -> HeaderValue {
-    use std::cell::Cell;
-    use std::hash::{BuildHasher, Hasher};
-    thread_local! {
-        // SplitMix64 seeded per thread from the OS's random hash keys.
-        static STATE: Cell<u64> = Cell::new(std::collections::hash_map::RandomState::new().build_hasher().finish());
-    }
-    let next = || {
-        STATE.with(|s| {
-            let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-            s.set(x);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        })
-    };
-    let (a, b) = (next(), next());
+    let (a, b) = (crate::random::u64(), crate::random::u64());
     let mut buf = [0u8; 32];
     for (i, nibble) in (0..16)
         .rev()

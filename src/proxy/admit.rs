@@ -107,6 +107,10 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
     };
     checks::normalise(session.req_header_mut(), &plan)?;
     ctx.request_id = Some(request_id::ensure(session.req_header_mut())?);
+    if let Some(tracer) = &rt.tracer {
+        let tp = session.req_header().headers.get("traceparent");
+        ctx.trace = Some(Box::new(tracer.begin(tp.map(|v| v.as_bytes()))));
+    }
     if session.is_upgrade_req() {
         // After a protocol switch the connection carries the new protocol's
         // bytes: none of them may be taken for a pipelined request (Pingora
@@ -174,6 +178,9 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
     };
     ctx.strip = route.strip;
     ctx.edits = route.edits.clone();
+    if let Some(t) = &mut ctx.trace {
+        t.route = route.path_prefix.clone().unwrap_or_else(|| "/".to_string());
+    }
     ctx.pool = Some(pool.clone());
     if !plan.has_body() {
         return Ok(false);

@@ -6,6 +6,7 @@ use super::Ctx;
 use crate::access_log::Entry;
 use crate::config::TimeMetric;
 use crate::state::Shared;
+use crate::trace::span::{Finished, RequestTrace};
 use http::header;
 use pingora_proxy::Session;
 
@@ -27,6 +28,11 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
             counts.count_status(s);
         }
     }
+    // The trace's own context, when tracing: its trace id is the log's.
+    let traceparent = ctx.trace.as_ref().map(|t| t.traceparent());
+    if let Some(t) = ctx.trace.take().filter(|t| t.sampled) {
+        send_spans(shared, session, ctx, *t, status);
+    }
     if shared.access_log.enabled() {
         let req = session.req_header();
         // What only a JSON line carries is looked up only for one.
@@ -46,11 +52,31 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
             upstream_name: ctx.pool.as_ref().map(|p| p.cfg.name.as_str()),
             attempts: ctx.attempts.count(),
             request_id: header("x-request-id").map(|v| v.as_bytes()),
-            traceparent: header("traceparent").map(|v| v.as_bytes()),
+            traceparent: match &traceparent {
+                Some(tp) => json.then_some(tp.as_bytes()),
+                None => header("traceparent").map(|v| v.as_bytes()),
+            },
             tls_version: json
                 .then(|| session.digest()?.ssl_digest.as_ref())
                 .flatten()
                 .map(|t| &*t.version),
         });
     }
+}
+
+/// Export the spans of a sampled request.
+fn send_spans(shared: &Shared, session: &Session, ctx: &Ctx, t: RequestTrace, status: Option<u16>) {
+    let rt = shared.runtime.load();
+    let Some(tracer) = &rt.tracer else { return };
+    let req = session.req_header();
+    let spans = t.request_spans(&Finished {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        status,
+        client: ctx.client,
+        bytes: session.body_bytes_sent(),
+        upstream: ctx.pool.as_ref().map(|p| p.cfg.name.as_str()),
+        request_id: ctx.request_id(),
+    });
+    tracer.send(spans, &shared.metrics.trace_dropped);
 }

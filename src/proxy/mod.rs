@@ -22,6 +22,7 @@ use crate::config::{Algorithm, Edits, TimeMetric, UpstreamProtocol};
 use crate::policy::{compress, headers, request_id, rewrite, sticky, Vars};
 use crate::pool::Pool;
 use crate::state::{Shared, WorkGuard};
+use crate::trace::span::RequestTrace;
 use bytes::Bytes;
 use http::header;
 use http::header::HeaderValue;
@@ -67,6 +68,8 @@ pub struct Ctx {
     set_cookie: Option<HeaderValue>,
     /// The response body's encoder, when `compress` applies.
     encoder: Option<compress::Encoder>,
+    /// The request's trace, with `tracing`.
+    trace: Option<Box<RequestTrace>>,
 }
 
 impl Ctx {
@@ -133,6 +136,7 @@ impl ProxyHttp for Proxy {
             edits: None,
             set_cookie: None,
             encoder: None,
+            trace: None,
         }
     }
 
@@ -146,6 +150,9 @@ impl ProxyHttp for Proxy {
         };
         if let Some(b) = ctx.attempts.retry_same() {
             // A pooled connection had gone stale: same backend, new connection.
+            if let Some(t) = &mut ctx.trace {
+                t.attempt(b.addr);
+            }
             return Ok(Box::new(crate::peer::peer_for(b, &pool.cfg)));
         }
         let mut buf = [0u8; 16];
@@ -165,6 +172,9 @@ impl ProxyHttp for Proxy {
             if let Some(lease) = asked.and_then(|t| pool.sticky_lease(t, ctx.attempts.tried())) {
                 ctx.set_cookie = None;
                 let backend = ctx.attempts.start(lease);
+                if let Some(t) = &mut ctx.trace {
+                    t.attempt(backend.addr);
+                }
                 return Ok(Box::new(crate::peer::peer_for(backend, &pool.cfg)));
             }
         }
@@ -182,6 +192,9 @@ impl ProxyHttp for Proxy {
         .await
         .map_err(upstream::refused)?;
         let backend = ctx.attempts.start(lease);
+        if let Some(t) = &mut ctx.trace {
+            t.attempt(backend.addr);
+        }
         if let Some(spec) = &pool.cfg.sticky {
             ctx.set_cookie = pool
                 .sticky_token(backend.addr)
@@ -204,6 +217,10 @@ impl ProxyHttp for Proxy {
         }
         if let Some(rules) = ctx.edits.as_ref().and_then(|e| e.request.as_ref()) {
             headers::apply(rules, req, &ctx.vars(session))?;
+        }
+        if let Some(t) = &ctx.trace {
+            // This attempt's context, W3C Trace Context (`tracestate` passes as sent).
+            req.insert_header("traceparent", t.traceparent())?;
         }
         let h2 = ctx
             .pool
@@ -283,6 +300,9 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        if let Some(t) = &mut ctx.trace {
+            t.close("connect_error");
+        }
         if let Some(pool) = &ctx.pool {
             // Nothing was sent: any request can go to another backend.
             let retry = ctx.attempts.failed(pool, Failure::Connect, true);
@@ -308,6 +328,13 @@ impl ProxyHttp for Proxy {
             ),
             reused: client_reused,
         };
+        if let Some(t) = &mut ctx.trace {
+            let timeout = matches!(
+                e.etype(),
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            );
+            t.close(if timeout { "timeout" } else { "error" });
+        }
         let req = session.req_header();
         let replayable = req.method.is_idempotent() && !has_body(req) && !ctx.response_started;
         if let Some(pool) = &ctx.pool {

@@ -12,6 +12,8 @@ use crate::admission::{self, Refused};
 use crate::config::{Algorithm, TcpSpec};
 use crate::pool::{BackendState, Lease, Pool, SessionEnd};
 use crate::state::Shared;
+use crate::trace::span::RequestTrace;
+use crate::trace::Tracer;
 use async_trait::async_trait;
 use log::{debug, warn};
 use pingora_core::apps::ServerApp;
@@ -126,6 +128,8 @@ struct Session<'a> {
     client: Option<SocketAddr>,
     start: Instant,
     pool: &'a Pool,
+    /// With `tracing`: the session's trace and the tracer it goes to.
+    trace: Option<(&'a Tracer, RequestTrace)>,
 }
 
 impl Session<'_> {
@@ -140,6 +144,10 @@ impl Session<'_> {
         backend
             .map_or(&self.pool.unattributed, |b| &b.counts)
             .count_session(end, up, down);
+        if let Some((tracer, t)) = self.trace.as_ref().filter(|(_, t)| t.sampled) {
+            let span = t.session_span(self.client, backend.map(|b| b.addr), end.name(), (up, down));
+            tracer.send(vec![span], &shared.metrics.trace_dropped);
+        }
         if shared.access_log.enabled() {
             shared.access_log.log_session(SessionEntry {
                 client: self.client,
@@ -185,11 +193,13 @@ impl ServerApp for TcpProxy {
             warn!("tcp: connection on {local}, which is no tcp listener of the running config");
             return None;
         };
+        let tracer = rt.tracer.as_deref();
         let session = Session {
             listener: local,
             client: peer,
             start,
             pool,
+            trace: tracer.map(|t| (t, t.begin(None))),
         };
         let meter = Meter::default();
         // Boxed: the connector's future is large and would otherwise stay

@@ -1,4 +1,6 @@
-//! Real gRPC and HTTPS peers (Python grpcio, `tests/peers/grpc_peer.py`).
+//! Real gRPC and HTTPS peers (Python grpcio, `tests/peers/grpc_peer.py`),
+//! and the Python environment every Python peer runs in (the OTLP receiver
+//! of `tests/common/otlp.rs` too).
 //!
 //! The peers run in a virtual environment the tests make themselves under
 //! `target/tmp/pyenv` (a stock Debian refuses `pip install` into the system
@@ -17,17 +19,20 @@ fn script() -> PathBuf {
 }
 
 /// What the peers import; the environment is ready when all of them load.
-const PACKAGES: [&str; 2] = ["grpcio", "grpcio-health-checking"];
+const PACKAGES: [&str; 3] = ["grpcio", "grpcio-health-checking", "opentelemetry-proto"];
 
 /// The Python interpreter of the peers' virtual environment, made on first use.
-fn python() -> &'static Path {
+pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
         let python = dir.join("bin/python");
         let ready = |py: &Path| {
             Command::new(py)
-                .args(["-c", "import grpc, grpc_health.v1"])
+                .args([
+                    "-c",
+                    "import grpc, grpc_health.v1, opentelemetry.proto.collector.trace.v1.trace_service_pb2",
+                ])
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
@@ -47,7 +52,7 @@ fn python() -> &'static Path {
             Command::new(building.join("bin/python"))
                 .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
                 .args(PACKAGES),
-            "pip install grpcio grpcio-health-checking into the test environment",
+            "pip install grpcio grpcio-health-checking opentelemetry-proto into the test environment",
         );
         if std::fs::rename(&building, &dir).is_err() {
             if ready(&python) {
@@ -57,7 +62,7 @@ fn python() -> &'static Path {
                 let _ = std::fs::rename(&building, &dir);
             }
         }
-        assert!(ready(&python), "{} cannot import grpc", python.display());
+        assert!(ready(&python), "{} cannot import the peers' packages", python.display());
         python
     })
 }

@@ -12,6 +12,7 @@ pub mod certs;
 pub mod client;
 pub mod grpc;
 pub mod load;
+pub mod otlp;
 pub mod process;
 pub mod recorder;
 pub mod tcp;

@@ -46,6 +46,19 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     /// DNS servers for hostnames and SRV; empty: the system's.
     pub resolvers: Vec<SocketAddr>,
+    /// OpenTelemetry traces, when configured.
+    pub tracing: Option<TracingSpec>,
+}
+
+/// `tracing:` as validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingSpec {
+    /// The collector's OTLP/HTTP traces URL.
+    pub otlp: String,
+    /// `service.name`.
+    pub service_name: String,
+    /// Share of new traces sampled.
+    pub sample_ratio: f64,
 }
 
 impl Config {

@@ -8,6 +8,7 @@ mod limits;
 mod listeners;
 mod policies;
 mod routes;
+mod tracing;
 mod transport;
 mod upstreams;
 
@@ -225,8 +226,10 @@ impl Validator {
             })
             .collect();
         let resolvers = self.resolvers(&file.resolvers);
+        let tracing = file.tracing.as_ref().and_then(|t| self.tracing(t));
         Config {
             resolvers,
+            tracing,
             source: self.file.clone(),
             server,
             listeners,

@@ -1,0 +1,119 @@
+//! OpenTelemetry traces (`tracing:`): one span per request with one child
+//! span per attempt, one per TCP session, exported over OTLP/HTTP
+//! (protobuf) by `opentelemetry-otlp`'s exporter from a background task.
+//!
+//! Sampling is parent-based: a client's `traceparent` keeps its trace id
+//! and its sampled flag; a new trace is sampled with `sample_ratio`. Either
+//! way the attempt's context goes upstream as `traceparent`. Export never
+//! blocks a request: spans go into a bounded queue ([`QUEUE`]); when it is
+//! full they are dropped and counted (`bulb_trace_spans_dropped_total`);
+//! export errors are logged at most once a minute. Without `tracing`,
+//! nothing here runs and a client's `traceparent` passes as it came.
+
+pub mod context;
+pub mod span;
+
+use crate::config::TracingSpec;
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use opentelemetry_sdk::Resource;
+use span::RequestTrace;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Spans waiting for export at most.
+pub const QUEUE: usize = 4096;
+/// Spans per export request at most.
+const BATCH: usize = 512;
+/// How long a span may wait for a batch to fill.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// The tracer of one `tracing` section.
+pub struct Tracer {
+    /// What it was built from.
+    pub spec: TracingSpec,
+    queue: OnceLock<mpsc::Sender<SpanData>>,
+}
+
+impl Tracer {
+    /// A tracer for `spec`; its export task starts with the first span.
+    pub fn new(spec: TracingSpec) -> Tracer {
+        Tracer {
+            spec,
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// The trace of a request that came with `traceparent` (if any).
+    pub fn begin(&self, traceparent: Option<&[u8]>) -> RequestTrace {
+        let parent = traceparent.and_then(context::parse);
+        RequestTrace::new(parent, self.spec.sample_ratio)
+    }
+
+    /// Queue `spans` for export; those that do not fit, or that an export
+    /// then fails to deliver, are counted in `dropped`.
+    pub fn send(&self, spans: Vec<SpanData>, dropped: &Arc<AtomicU64>) {
+        let tx = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(export(rx, self.spec.clone(), dropped.clone()));
+            tx
+        });
+        for s in spans {
+            if tx.try_send(s).is_err() {
+                dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// Export what `rx` brings, in batches, until every sender is gone.
+async fn export(mut rx: mpsc::Receiver<SpanData>, spec: TracingSpec, dropped: Arc<AtomicU64>) {
+    let built = SpanExporter::builder()
+        .with_http()
+        .with_endpoint(spec.otlp.clone())
+        .with_protocol(Protocol::HttpBinary)
+        .with_timeout(Duration::from_secs(5))
+        .build();
+    let mut exporter = match built {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!(
+                "tracing: cannot export to {}: {e}; spans are dropped",
+                spec.otlp
+            );
+            while rx.recv().await.is_some() {
+                dropped.fetch_add(1, Relaxed);
+            }
+            return;
+        }
+    };
+    exporter.set_resource(
+        &Resource::builder_empty()
+            .with_service_name(spec.service_name.clone())
+            .build(),
+    );
+    let mut last_error: Option<std::time::Instant> = None;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(s)) => batch.push(s),
+                _ => break,
+            }
+        }
+        let n = batch.len();
+        if let Err(e) = exporter.export(batch).await {
+            dropped.fetch_add(n as u64, Relaxed);
+            if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                last_error = Some(std::time::Instant::now());
+                log::warn!(
+                    "tracing: export of {n} spans to {} failed: {e} (logged at most once a minute)",
+                    spec.otlp
+                );
+            }
+        }
+    }
+}
