@@ -62,12 +62,15 @@ pub struct Entry<'a> {
     pub upstream_name: Option<&'a str>,
     /// Backends tried (JSON only).
     pub attempts: u32,
-    /// The client's `X-Request-Id` (JSON only).
+    /// The request's `X-Request-Id` (JSON only).
     pub request_id: Option<&'a [u8]>,
-    /// The client's W3C `traceparent` (JSON only: its trace id).
+    /// The request's W3C `traceparent`: bulb's with `tracing`, else the
+    /// client's (JSON only: its trace id).
     pub traceparent: Option<&'a [u8]>,
     /// TLS version of the client connection (JSON only).
     pub tls_version: Option<&'a str>,
+    /// The server name the client asked for in its TLS handshake (JSON only).
+    pub sni: Option<&'a str>,
 }
 
 enum Msg {
@@ -375,6 +378,7 @@ mod tests {
             request_id: None,
             traceparent: None,
             tls_version: None,
+            sni: None,
         };
         let t = UNIX_EPOCH + Duration::from_secs(1_795_258_268);
         assert_eq!(

@@ -22,6 +22,8 @@ fn sni_picks_exact_then_wildcard_then_the_default() {
     let bulb = Bulb::start(
         &Conf::web(&[&a])
             .listener(&format!("    tls: {{certs: [{}]}}\n", certs.join(", ")))
+            .default_access_log()
+            .top("access_log: {path: \"{DIR}/access.log\", format: json}\n")
             .yaml(),
     );
     let port = bulb.addr.port();
@@ -41,6 +43,20 @@ fn sni_picks_exact_then_wildcard_then_the_default() {
     for host in ["a.example.com", "b.example.com", "c.example.com"] {
         assert_eq!(status_trusting(host, port, &ca.cert), 200, "{host}");
     }
+    // The JSON access log names the server each client asked for.
+    let log = bulb.dir.join("access.log");
+    let logged = wait_for(std::time::Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| {
+            t.lines().any(|l| {
+                l.contains("\"sni\":\"c.example.com\"") && l.contains("\"tls_version\":\"TLSv1_3\"")
+            })
+        })
+    });
+    assert!(
+        logged.is_some(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let status: serde_json::Value =
         serde_json::from_str(&bulb.admin_get("/status").body).expect("json");
     let certs = status["certificates"].as_array().expect("certificates");

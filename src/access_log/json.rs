@@ -67,6 +67,9 @@ pub fn request(e: &Entry<'_>, now: SystemTime) -> String {
     if let Some(t) = e.tls_version {
         v.insert("tls_version".into(), json!(t));
     }
+    if let Some(n) = e.sni {
+        v.insert("sni".into(), json!(n));
+    }
     line(v)
 }
 
@@ -108,6 +111,7 @@ mod tests {
             request_id: Some(b"r-1"),
             traceparent: Some(b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
             tls_version: Some("TLSv1.3"),
+            sni: Some("shop.example.com"),
         };
         let t = UNIX_EPOCH + Duration::from_millis(1_795_258_268_042);
         let s = request(&e, t);

@@ -7,6 +7,7 @@ use crate::access_log::Entry;
 use crate::config::TimeMetric;
 use crate::state::Shared;
 use crate::trace::span::{Finished, RequestTrace};
+use pingora_core::protocols::tls::Sni;
 use http::header;
 use pingora_proxy::Session;
 
@@ -60,6 +61,11 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
                 .then(|| session.digest()?.ssl_digest.as_ref())
                 .flatten()
                 .map(|t| &*t.version),
+            sni: json
+                .then(|| session.digest()?.ssl_digest.as_ref())
+                .flatten()
+                .and_then(|t| t.extension.get::<Sni>())
+                .map(|s| s.0.as_str()),
         });
     }
 }

@@ -58,6 +58,11 @@ impl SslDigest {
     }
 }
 
+/// bulb patch: the server name (SNI) a client sent, kept in a server-side
+/// digest's [`SslDigestExtension`] (rustls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sni(pub String);
+
 /// The user-defined TLS data
 #[derive(Clone, Debug, Default)]
 pub struct SslDigestExtension {

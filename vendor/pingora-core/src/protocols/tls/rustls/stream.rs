@@ -424,7 +424,16 @@ impl SslDigest {
             .map(|(organization, serial)| (organization, Some(serial)))
             .unwrap_or_default();
 
-        SslDigest::new(cipher, version, organization, serial_number, cert_digest)
+        let mut digest = SslDigest::new(cipher, version, organization, serial_number, cert_digest);
+        // bulb patch (PATCH.md, "The client's SNI in the digest"): the
+        // server name a client asked for, for logs (HTTP/1 and HTTP/2 alike).
+        if let RusTlsStream::Server(s) = stream {
+            if let Some(name) = s.get_ref().1.server_name() {
+                let sni = crate::protocols::tls::digest::Sni(name.to_string());
+                digest.extension.set(Arc::new(sni));
+            }
+        }
+        digest
     }
 }
 
