@@ -38,6 +38,12 @@ fn send_from(from: &str, to: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The last request head the recording backend saw, lower-cased.
+fn upstream_head(r: &Recorder) -> String {
+    let last = r.requests().pop().expect("upstream request");
+    last.head.to_ascii_lowercase()
+}
+
 fn http_conf(r: &Recorder) -> Conf {
     Conf::addrs(&[r.addr])
         .listener("    accept_proxy_protocol: true\n")
@@ -61,12 +67,7 @@ fn v1_and_v2_set_the_client_address_for_headers_logs_and_allow_deny() {
     ]
     .concat();
     assert!(send_from("127.0.0.1", bulb.addr, &v1).starts_with(b"HTTP/1.1 200"));
-    let head = r
-        .requests()
-        .pop()
-        .expect("upstream request")
-        .head
-        .to_ascii_lowercase();
+    let head = upstream_head(&r);
     assert!(
         head.contains("\r\nx-forwarded-for: 203.0.113.7\r\n"),
         "{head}"
@@ -77,12 +78,7 @@ fn v1_and_v2_set_the_client_address_for_headers_logs_and_allow_deny() {
     src[15] = 7;
     let v2 = [v2_tcp6(src, 4444), get.to_vec()].concat();
     assert!(send_from("127.0.0.1", bulb.addr, &v2).starts_with(b"HTTP/1.1 200"));
-    let head = r
-        .requests()
-        .pop()
-        .expect("upstream request")
-        .head
-        .to_ascii_lowercase();
+    let head = upstream_head(&r);
     assert!(
         head.contains("\r\nx-forwarded-for: 2001:db8::7\r\n"),
         "{head}"
@@ -90,12 +86,7 @@ fn v1_and_v2_set_the_client_address_for_headers_logs_and_allow_deny() {
     // UNKNOWN keeps the peer's address.
     let unknown = [b"PROXY UNKNOWN\r\n".as_slice(), get].concat();
     assert!(send_from("127.0.0.1", bulb.addr, &unknown).starts_with(b"HTTP/1.1 200"));
-    let head = r
-        .requests()
-        .pop()
-        .expect("upstream request")
-        .head
-        .to_ascii_lowercase();
+    let head = upstream_head(&r);
     assert!(
         head.contains("\r\nx-forwarded-for: 127.0.0.1\r\n"),
         "{head}"
@@ -175,12 +166,7 @@ fn a_bulb_tcp_tier_sending_v2_carries_the_client_to_a_bulb_http_tier() {
         "{}",
         String::from_utf8_lossy(&resp)
     );
-    let head = r
-        .requests()
-        .pop()
-        .expect("upstream request")
-        .head
-        .to_ascii_lowercase();
+    let head = upstream_head(&r);
     assert!(
         head.contains("\r\nx-forwarded-for: 127.0.0.5\r\n"),
         "{head}"
@@ -261,12 +247,7 @@ fn on_a_tls_listener_the_header_comes_before_the_handshake() {
         &ca.cert,
     );
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let head = r
-        .requests()
-        .pop()
-        .expect("upstream request")
-        .head
-        .to_ascii_lowercase();
+    let head = upstream_head(&r);
     assert!(
         head.contains("\r\nx-forwarded-for: 192.0.2.44\r\n"),
         "{head}"

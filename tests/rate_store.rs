@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,24 +70,10 @@ fn hammer(addr: SocketAddr, d: Duration) -> (u32, u32, u32) {
             other += 1;
             break;
         }
-        let mut status = String::new();
-        if r.read_line(&mut status).unwrap_or(0) == 0 {
+        let Some((status, _)) = read_framed(&mut r) else {
             other += 1;
             break;
-        }
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
+        };
         match status.split(' ').nth(1) {
             Some("200") => ok += 1,
             Some("429") => limited += 1,

@@ -22,7 +22,7 @@ pub async fn answer(
         resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     }
     resp.insert_header(header::CONTENT_LENGTH, a.body.len())?;
-    resp.insert_header(super::request_id::NAME.clone(), request_id)?;
+    resp.insert_header(super::request_id::NAME_STR, request_id)?;
     let head_only = session.req_header().method == http::Method::HEAD || a.body.is_empty();
     session
         .write_response_header(Box::new(resp), head_only)

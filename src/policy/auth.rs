@@ -72,7 +72,7 @@ pub async fn challenge(session: &mut Session, auth: &BasicAuth, request_id: &[u8
     let value = format!("Basic realm=\"{}\", charset=\"UTF-8\"", auth.realm);
     resp.insert_header(header::WWW_AUTHENTICATE, value)?;
     resp.insert_header(header::CONTENT_LENGTH, 0)?;
-    resp.insert_header(super::request_id::NAME.clone(), request_id)?;
+    resp.insert_header(super::request_id::NAME_STR, request_id)?;
     session.write_response_header(Box::new(resp), true).await?;
     Ok(true)
 }

@@ -9,8 +9,9 @@ use pingora_http::RequestHeader;
 
 /// The header.
 pub static NAME: HeaderName = HeaderName::from_static("x-request-id");
-// Pingora copies a `HeaderName` into its case map; a `&str` saves that.
-const NAME_STR: &str = "x-request-id";
+/// The header's name for Pingora's `insert_header`: it copies a
+/// `HeaderName` into its case map, a `&'static str` it does not.
+pub const NAME_STR: &str = "x-request-id";
 
 /// Whether `v` is an id bulb keeps.
 pub fn valid(v: &[u8]) -> bool {

@@ -7,8 +7,8 @@ use crate::access_log::Entry;
 use crate::config::TimeMetric;
 use crate::state::Shared;
 use crate::trace::span::{Finished, RequestTrace};
-use pingora_core::protocols::tls::Sni;
 use http::header;
+use pingora_core::protocols::tls::Sni;
 use pingora_proxy::Session;
 
 /// Count and log one finished request.

@@ -266,7 +266,7 @@ impl ProxyHttp for Proxy {
             resp.append_header(header::SET_COOKIE, cookie)?;
         }
         if let Some(id) = &ctx.request_id {
-            resp.insert_header(request_id::NAME.clone(), id.clone())?;
+            resp.insert_header(request_id::NAME_STR, id.clone())?;
         }
         let Some(edits) = ctx.edits.clone() else {
             return Ok(());

@@ -115,3 +115,26 @@ pub fn raw_status(addr: SocketAddr, bytes: &[u8]) -> (Option<u16>, String) {
         .and_then(|r| r.get(..3)?.parse().ok());
     (status, text)
 }
+
+/// Read one response framed by `Content-Length` from a keep-alive
+/// connection: its status line and body; `None` at EOF.
+pub fn read_framed(r: &mut impl std::io::BufRead) -> Option<(String, Vec<u8>)> {
+    let mut status = String::new();
+    if r.read_line(&mut status).ok()? == 0 {
+        return None;
+    }
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((status, body))
+}
