@@ -5,13 +5,13 @@
 
 use http::header::{HeaderName, HeaderValue};
 use pingora_error::Result;
-use pingora_http::RequestHeader;
+use pingora_http::{RequestHeader, StaticHeader};
 
 /// The header.
 pub static NAME: HeaderName = HeaderName::from_static("x-request-id");
-/// The header's name for Pingora's `insert_header`: it copies a
-/// `HeaderName` into its case map, a `&'static str` it does not.
-pub const NAME_STR: &str = "x-request-id";
+/// The header's name for Pingora's `insert_header`, which then allocates
+/// nothing for it (vendor/pingora-http/PATCH.md).
+pub const NAME_STR: StaticHeader = StaticHeader(&NAME, "x-request-id");
 
 /// Whether `v` is an id bulb keeps.
 pub fn valid(v: &[u8]) -> bool {
@@ -32,7 +32,11 @@ pub fn generate() -> HeaderValue {
     {
         buf[i] = b"0123456789abcdef"[nibble as usize];
     }
-    HeaderValue::from_bytes(&buf).expect("hex is a valid header value")
+    // Owned in place: the id is shared by the request, the response and the
+    // log without copying (a `Vec`-backed value allocates again when first
+    // cloned).
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+        .expect("hex is a valid header value")
 }
 
 /// The request's id: the client's when valid (other copies dropped), else

@@ -5,7 +5,7 @@
 use crate::config::Cidr;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora_error::Result;
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::{RequestHeader, ResponseHeader, StaticHeader};
 use std::net::IpAddr;
 
 const HOP_BY_HOP_COUNT: usize = 7;
@@ -24,12 +24,15 @@ pub static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-// Pingora's `insert_header` copies a `HeaderName` into its case map's name
-// and parses it back: a static string saves one allocation per header.
-const XFF: &str = "x-forwarded-for";
-const XFP: &str = "x-forwarded-proto";
-const XRI: &str = "x-real-ip";
+// Names known when compiling: inserting them allocates nothing for the name
+// (vendor/pingora-http/PATCH.md; a `&str` or `HeaderName` is copied and
+// parsed again).
+const XFF: StaticHeader = StaticHeader(&X_FORWARDED_FOR, "x-forwarded-for");
+const XFP: StaticHeader = StaticHeader(&X_FORWARDED_PROTO, "x-forwarded-proto");
+const XRI: StaticHeader = StaticHeader(&X_REAL_IP, "x-real-ip");
 
 /// An address as text, formatted on the stack (no allocation).
 struct IpText {

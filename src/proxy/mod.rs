@@ -220,7 +220,7 @@ impl ProxyHttp for Proxy {
         }
         if let Some(t) = &ctx.trace {
             // This attempt's context, W3C Trace Context (`tracestate` passes as sent).
-            req.insert_header("traceparent", t.traceparent())?;
+            req.insert_header(crate::trace::context::TRACEPARENT, t.traceparent())?;
         }
         let h2 = ctx
             .pool

@@ -1,6 +1,13 @@
 //! W3C Trace Context: the `traceparent` header
 //! (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`), read strictly.
 
+use http::HeaderName;
+use pingora_http::StaticHeader;
+
+static NAME: HeaderName = HeaderName::from_static("traceparent");
+/// The header, for Pingora's `insert_header`.
+pub const TRACEPARENT: StaticHeader = StaticHeader(&NAME, "traceparent");
+
 /// A trace context from a `traceparent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parent {
