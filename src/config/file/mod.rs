@@ -1,6 +1,9 @@
 //! The YAML file as written: plain serde structs, no defaults filled and no
 //! cross-references checked (that is [`super::model`]'s job).
 
+mod policy;
+pub use policy::*;
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -34,19 +37,6 @@ pub struct FileConfig {
     pub resolvers: Vec<String>,
     /// OpenTelemetry traces.
     pub tracing: Option<TracingFile>,
-}
-
-/// `tracing:` — spans exported over OTLP/HTTP.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TracingFile {
-    /// The collector's OTLP/HTTP traces URL (`http://HOST:4318/v1/traces`).
-    pub otlp: String,
-    /// `service.name` of the spans (default `bulb`).
-    pub service_name: Option<String>,
-    /// Share of new traces sampled (0 to 1, default 1); a client's sampled
-    /// `traceparent` is always kept.
-    pub sample_ratio: Option<f64>,
 }
 
 /// One listener.
@@ -184,53 +174,6 @@ pub struct RouteFile {
     pub compress: Option<Vec<String>>,
 }
 
-/// One upstream of a `split`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SplitFile {
-    /// Name of the upstream.
-    pub upstream: String,
-    /// Its share (at least 1).
-    pub weight: i64,
-}
-
-/// A route's `return`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReturnFile {
-    /// Status answered.
-    pub status: u16,
-    /// `Location` (variables allowed), for redirects.
-    pub location: Option<String>,
-    /// Body answered (`text/plain`).
-    pub body: Option<String>,
-}
-
-/// A route's `basic_auth`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicAuthFile {
-    /// Realm named in `WWW-Authenticate`.
-    pub realm: Option<String>,
-    /// htpasswd file (bcrypt entries).
-    pub users_file: String,
-}
-
-/// `request_headers` / `response_headers`.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderRulesFile {
-    /// Replace (or add) these headers.
-    #[serde(default)]
-    pub set: BTreeMap<String, String>,
-    /// Add these, keeping any already there.
-    #[serde(default)]
-    pub add: BTreeMap<String, String>,
-    /// Remove these.
-    #[serde(default)]
-    pub remove: Vec<String>,
-}
-
 /// One upstream pool.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -270,20 +213,6 @@ pub struct UpstreamFile {
     pub max_h2_streams: Option<usize>,
     /// Sticky sessions by cookie.
     pub sticky: Option<StickyFile>,
-}
-
-/// `sticky:` settings of an upstream.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StickyFile {
-    /// Cookie name (default `BULB`).
-    pub cookie: Option<String>,
-    /// Cookie lifetime (default: a session cookie).
-    pub max_age: Option<String>,
-    /// `Secure` attribute (default false).
-    pub secure: Option<bool>,
-    /// `HttpOnly` attribute (default true).
-    pub http_only: Option<bool>,
 }
 
 /// TLS toward an upstream's backends.
