@@ -178,3 +178,43 @@ fn unknown_encodings_are_config_errors() {
         c.stderr
     );
 }
+
+#[test]
+fn http2_clients_get_compressed_responses_too() {
+    let big = text(20_000);
+    let site = Canned::start(vec![Page::new(
+        "/big.html",
+        &["Content-Type: text/html"],
+        big.clone(),
+    )]);
+    let yaml = Conf::addrs(&[site.addr])
+        .listener("    h2c: true\n")
+        .top("routes:\n  - {upstream: web, compress: [gzip]}\n")
+        .yaml();
+    let bulb = Bulb::start(&yaml);
+    let dir = tempdir();
+    let (head, body) = (dir.join("head"), dir.join("body"));
+    let ok = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-H",
+            "Accept-Encoding: gzip",
+            "-D",
+        ])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .arg(format!("http://{}/big.html", bulb.addr))
+        .status()
+        .expect("curl");
+    assert!(ok.success());
+    let head = std::fs::read_to_string(&head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(
+        !head.contains("transfer-encoding"),
+        "no HTTP/1 framing on HTTP/2: {head}"
+    );
+    assert_eq!(decode("gzip", &std::fs::read(&body).unwrap()), big);
+}

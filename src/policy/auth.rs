@@ -49,12 +49,20 @@ pub async fn verified(auth: &Arc<BasicAuth>, req: &RequestHeader) -> bool {
     if auth.verified.lock().is_ok_and(|s| s.contains(&key)) {
         return true;
     }
-    let Some(hash) = auth.users.get(&user).cloned() else {
+    // An unknown user costs a bcrypt run too (against another user's hash,
+    // whatever its result), so that timing does not tell which names exist.
+    let known = auth.users.contains_key(&user);
+    let Some(hash) = auth
+        .users
+        .get(&user)
+        .or_else(|| auth.users.values().next())
+        .cloned()
+    else {
         return false;
     };
-    let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-        .await
-        .unwrap_or(false);
+    let verify = move || bcrypt::verify(password, &hash).unwrap_or(false);
+    let matched = tokio::task::spawn_blocking(verify).await.unwrap_or(false);
+    let ok = known && matched;
     if ok {
         if let Ok(mut s) = auth.verified.lock() {
             if s.len() >= CACHE_MAX {
