@@ -59,6 +59,9 @@ const DRAIN_SETTLE: Duration = Duration::from_millis(100);
 /// How long the access log may take to write its last lines at exit.
 const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(1);
 
+/// How long the last trace spans may take to be exported at exit.
+const TRACE_FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
 /// After the listeners closed (SIGTERM, or SIGQUIT once the sockets were
 /// handed over): exit as soon as no work is in flight, or after `limit`.
 /// Pingora alone would wait a fixed grace period and then drop whatever is
@@ -73,6 +76,12 @@ async fn drain_then_exit(shared: &Shared, limit: Duration) -> ! {
     }
     if !shared.access_log.flush(LOG_FLUSH_LIMIT) {
         warn!("the access log did not confirm its last lines");
+    }
+    let tracer = shared.runtime.load().tracer.clone();
+    if let Some(t) = tracer {
+        if !t.flush(TRACE_FLUSH_LIMIT).await {
+            warn!("tracing: the last spans were not exported in time");
+        }
     }
     std::process::exit(0);
 }

@@ -226,3 +226,20 @@ fn tracing_is_checked() {
         assert!(c.stderr.contains(msg), "{}", c.stderr);
     }
 }
+
+#[test]
+fn a_stopping_bulb_exports_its_last_spans() {
+    let otlp = Receiver::start(0);
+    let rec = Recorder::start();
+    let mut bulb = Bulb::start(&Conf::addrs(&[rec.addr]).top(&tracing(&otlp, 1.0)).yaml());
+    let last = format!("{:032x}", 0x1a57);
+    assert_eq!(traced_get(&bulb, "/", &last, "01"), 200);
+    // Stopped at once: the spans wait in the queue for a batch to fill.
+    bulb.signal("TERM");
+    assert!(bulb.wait_exit(Duration::from_secs(10)).is_some());
+    assert_eq!(
+        otlp.trace(&last, 2).len(),
+        2,
+        "exported before the process exited"
+    );
+}

@@ -7,7 +7,8 @@
 //! way the attempt's context goes upstream as `traceparent`. Export never
 //! blocks a request: spans go into a bounded queue ([`QUEUE`]); when it is
 //! full they are dropped and counted (`bulb_trace_spans_dropped_total`);
-//! export errors are logged at most once a minute. Without `tracing`,
+//! export errors are logged at most once a minute. A stopping bulb exports
+//! what is queued before it exits ([`Tracer::flush`]). Without `tracing`,
 //! nothing here runs and a client's `traceparent` passes as it came.
 
 pub mod context;
@@ -21,7 +22,7 @@ use span::RequestTrace;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Spans waiting for export at most.
 pub const QUEUE: usize = 4096;
@@ -30,11 +31,18 @@ const BATCH: usize = 512;
 /// How long a span may wait for a batch to fill.
 const LINGER: Duration = Duration::from_millis(500);
 
+/// What the export task is sent.
+enum Item {
+    Span(SpanData),
+    /// Export what came before now, then say so.
+    Flush(oneshot::Sender<()>),
+}
+
 /// The tracer of one `tracing` section.
 pub struct Tracer {
     /// What it was built from.
     pub spec: TracingSpec,
-    queue: OnceLock<mpsc::Sender<SpanData>>,
+    queue: OnceLock<mpsc::Sender<Item>>,
 }
 
 impl Tracer {
@@ -61,15 +69,29 @@ impl Tracer {
             tx
         });
         for s in spans {
-            if tx.try_send(s).is_err() {
+            if tx.try_send(Item::Span(s)).is_err() {
                 dropped.fetch_add(1, Relaxed);
             }
         }
     }
+
+    /// Export every span queued so far (a stopping bulb's last ones);
+    /// `false` when that took longer than `limit`.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let Some(tx) = self.queue.get() else {
+            return true;
+        };
+        let (ack, done) = oneshot::channel();
+        let flushed = async {
+            tx.send(Item::Flush(ack)).await.ok()?;
+            done.await.ok()
+        };
+        matches!(tokio::time::timeout(limit, flushed).await, Ok(Some(())))
+    }
 }
 
 /// Export what `rx` brings, in batches, until every sender is gone.
-async fn export(mut rx: mpsc::Receiver<SpanData>, spec: TracingSpec, dropped: Arc<AtomicU64>) {
+async fn export(mut rx: mpsc::Receiver<Item>, spec: TracingSpec, dropped: Arc<AtomicU64>) {
     let built = SpanExporter::builder()
         .with_http()
         .with_endpoint(spec.otlp.clone())
@@ -83,8 +105,15 @@ async fn export(mut rx: mpsc::Receiver<SpanData>, spec: TracingSpec, dropped: Ar
                 "tracing: cannot export to {}: {e}; spans are dropped",
                 spec.otlp
             );
-            while rx.recv().await.is_some() {
-                dropped.fetch_add(1, Relaxed);
+            while let Some(item) = rx.recv().await {
+                match item {
+                    Item::Span(_) => {
+                        dropped.fetch_add(1, Relaxed);
+                    }
+                    Item::Flush(ack) => {
+                        let _ = ack.send(());
+                    }
+                }
             }
             return;
         }
@@ -96,16 +125,27 @@ async fn export(mut rx: mpsc::Receiver<SpanData>, spec: TracingSpec, dropped: Ar
     );
     let mut last_error: Option<std::time::Instant> = None;
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+        let (mut batch, mut ack) = match first {
+            Item::Span(s) => (vec![s], None),
+            Item::Flush(a) => (Vec::new(), Some(a)),
+        };
         let deadline = tokio::time::Instant::now() + LINGER;
-        while batch.len() < BATCH {
+        while ack.is_none() && batch.len() < BATCH {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(s)) => batch.push(s),
+                Ok(Some(Item::Span(s))) => batch.push(s),
+                Ok(Some(Item::Flush(a))) => ack = Some(a),
                 _ => break,
             }
         }
         let n = batch.len();
-        if let Err(e) = exporter.export(batch).await {
+        let result = match n {
+            0 => Ok(()),
+            _ => exporter.export(batch).await,
+        };
+        if let Some(a) = ack {
+            let _ = a.send(());
+        }
+        if let Err(e) = result {
             dropped.fetch_add(n as u64, Relaxed);
             if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                 last_error = Some(std::time::Instant::now());
