@@ -31,7 +31,9 @@ const BATCH: usize = 512;
 /// How long a span may wait for a batch to fill.
 const LINGER: Duration = Duration::from_millis(500);
 
-/// What the export task is sent.
+/// What the export task is sent. Spans go in by value: the queue's slots
+/// hold them, and boxing would add an allocation per span.
+#[allow(clippy::large_enum_variant)]
 enum Item {
     Span(SpanData),
     /// Export what came before now, then say so.
