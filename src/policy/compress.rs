@@ -1,6 +1,7 @@
 //! `compress`: responses the backend sent uncompressed are compressed with
 //! the first of the route's encodings the client accepts (`q` > 0), when
-//! they are text-like (`text/*`, JSON, JavaScript, XML, SVG), over 1 KiB
+//! they are text-like (`text/*`, JSON, JavaScript, XML, SVG), 2xx but not a
+//! 204 or a 206 range, over 1 KiB
 //! (or of unknown length), have no `Content-Encoding` and do not say
 //! `Cache-Control: no-transform`. A response that could be compressed
 //! carries `Vary: Accept-Encoding`, whatever this client accepts. The
@@ -89,6 +90,7 @@ fn candidate(req: &RequestHeader, resp: &ResponseHeader) -> bool {
     req.method != http::Method::HEAD
         && (200..300).contains(&status)
         && status != 204
+        && status != 206 // a range of the uncompressed bytes
         && !h.contains_key(header::CONTENT_ENCODING)
         && h.get(header::CONTENT_TYPE)
             .is_some_and(|v| text_like(v.as_bytes()))
@@ -218,6 +220,9 @@ mod tests {
         assert_eq!(ok.headers["etag"], "W/\"v1\"");
         assert_eq!(ok.headers["vary"], "Accept-Encoding");
         // No Accept-Encoding: not compressed, but the answer varies on it.
+        let mut range = resp("text/css", Some(5000));
+        range.set_status(206).unwrap();
+        assert!(start(&g, &r, &mut range).unwrap().is_none());
         let mut plain = resp("text/css", Some(5000));
         let none = RequestHeader::build("GET", b"/", None).unwrap();
         assert!(start(&g, &none, &mut plain).unwrap().is_none());
