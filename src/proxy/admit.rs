@@ -163,7 +163,7 @@ pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Res
     }
     let upstream = match &route.target {
         RouteTarget::Upstream(u) => *u,
-        RouteTarget::Split(shares) => split::pick(shares),
+        RouteTarget::Split(s) => split::pick(s),
         RouteTarget::Return(a) => {
             let location = a
                 .location

@@ -14,9 +14,18 @@ pub enum RouteTarget {
     /// One upstream (index into `Config::upstreams`).
     Upstream(usize),
     /// Several, each taking a share of the requests.
-    Split(Vec<Share>),
+    Split(Split),
     /// No upstream: bulb answers.
     Return(Answer),
+}
+
+/// A weighted `split` and where its sequence of picks stands.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// The upstreams and their weights (not empty).
+    pub shares: Vec<Share>,
+    /// Requests split so far by this config's route.
+    pub picks: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One upstream of a `split` and its weight (at least 1).

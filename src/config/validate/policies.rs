@@ -74,7 +74,10 @@ impl Validator {
                     shares.push(Share { upstream, weight });
                 }
             }
-            return Some(RouteTarget::Split(shares));
+            return Some(RouteTarget::Split(Split {
+                shares,
+                picks: Default::default(),
+            }));
         }
         let a = r.answer.as_ref()?;
         let ap = format!("{p}.return");
