@@ -195,12 +195,8 @@ fn a_tcp_listener_accepting_v1_passes_the_bytes_after_it_and_sends_the_client_on
 
 #[test]
 fn accept_proxy_protocol_needs_trusted_proxies() {
-    let dir = tempdir();
     let yaml = "listeners:\n  - address: 127.0.0.1:1\n    accept_proxy_protocol: true\nupstreams:\n  web:\n    backends: [{address: 127.0.0.1:2}]\n";
-    let c = check_config(&dir, "bulb.yaml", yaml);
-    assert_ne!(c.code, Some(0));
-    assert!(c.stderr.contains("bulb.yaml:3:"), "{}", c.stderr);
-    assert!(c.stderr.contains("needs `trusted_proxies`"), "{}", c.stderr);
+    assert_config_error(yaml, Some(3), "needs `trusted_proxies`");
 }
 
 /// A GET over TLS (trusting `cert`) on a connection that first sends `proxy`.

@@ -156,10 +156,6 @@ fn two_bulbs_share_one_limit_and_fall_back_to_their_own_while_redis_is_down() {
 
 #[test]
 fn a_bad_store_is_a_config_error() {
-    let dir = tempdir();
     let yaml = "listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  web:\n    backends: [{address: 127.0.0.1:2}]\nlimits:\n  rate: {requests_per_second: 5, store: \"memcached://x\"}\n";
-    let c = check_config(&dir, "bulb.yaml", yaml);
-    assert_ne!(c.code, Some(0));
-    assert!(c.stderr.contains("bulb.yaml:6:"), "{}", c.stderr);
-    assert!(c.stderr.contains("redis://HOST:PORT/DB"), "{}", c.stderr);
+    assert_config_error(yaml, Some(6), "redis://HOST:PORT/DB");
 }

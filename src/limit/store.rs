@@ -9,7 +9,7 @@
 
 use crate::config::RateSpec;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::clock::Throttle;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -30,17 +30,14 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return 0
 "#;
 
-const NEVER: u64 = u64::MAX;
-
 /// A shared store of buckets.
 pub struct RateStore {
     url: String,
     client: redis::Client,
     conn: OnceLock<ConnectionManager>,
     script: redis::Script,
-    /// When a store error was last logged (`crate::clock::now_ms`; `NEVER`
-    /// before the first).
-    logged: AtomicU64,
+    /// Store errors are logged at most once a minute.
+    logged: Throttle,
 }
 
 /// Why the store did not decide.
@@ -55,7 +52,7 @@ impl RateStore {
             client: redis::Client::open(url).ok()?,
             conn: OnceLock::new(),
             script: redis::Script::new(GCRA),
-            logged: AtomicU64::new(NEVER),
+            logged: Throttle::new(Duration::from_secs(60)),
         })
     }
 
@@ -99,14 +96,7 @@ impl RateStore {
 
     /// Log `e` unless a store error was logged within the last minute.
     pub fn log(&self, e: &str) {
-        let now = crate::clock::now_ms();
-        let last = self.logged.load(Relaxed);
-        if (last == NEVER || now.saturating_sub(last) >= 60_000)
-            && self
-                .logged
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
-        {
+        if self.logged.due() {
             log::warn!(
                 "rate store {}: {e}; the local bucket decides until it answers (bulb_rate_store_errors_total counts every miss)",
                 self.url

@@ -24,8 +24,8 @@ pub struct Members {
     pub all: Vec<Arc<BackendState>>,
     primary: Selector,
     backup: Selector,
-    /// With `sticky`: each member's cookie token, in the order of `all`.
-    tokens: Vec<String>,
+    /// With `sticky`: each member's cookie, in the order of `all`.
+    sticky: Vec<sticky::Named>,
 }
 
 /// One address a pool should have, with the role its config entry gives it.
@@ -88,7 +88,7 @@ impl Pool {
                 all: Vec::new(),
                 primary: Selector::Empty,
                 backup: Selector::Empty,
-                tokens: Vec::new(),
+                sticky: Vec::new(),
             }),
             retired: watch::Sender::new(false),
             changed: tokio::sync::Notify::new(),
@@ -165,7 +165,7 @@ impl Pool {
         self.members.store(Arc::new(Members {
             primary: Selector::build(self.cfg.algorithm, &primaries),
             backup: Selector::build(self.cfg.algorithm, &backups),
-            tokens: sticky::tokens(&self.cfg, &all),
+            sticky: sticky::named(&self.cfg, &all),
             all,
         }));
     }

@@ -29,8 +29,13 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
             counts.count_status(s);
         }
     }
-    // The trace's own context, when tracing: its trace id is the log's.
-    let traceparent = ctx.trace.as_ref().map(|t| t.traceparent());
+    // The trace's own context, when tracing: its trace id is the log's
+    // (only a JSON line carries it).
+    let traceparent = ctx
+        .trace
+        .as_ref()
+        .filter(|_| shared.access_log.json())
+        .map(|t| t.traceparent());
     if let Some(t) = ctx.trace.take().filter(|t| t.sampled) {
         send_spans(shared, session, ctx, *t, status);
     }
@@ -54,7 +59,7 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
             attempts: ctx.attempts.count(),
             request_id: header("x-request-id").map(|v| v.as_bytes()),
             traceparent: match &traceparent {
-                Some(tp) => json.then_some(tp.as_bytes()),
+                Some(tp) => Some(tp.as_bytes()),
                 None => header("traceparent").map(|v| v.as_bytes()),
             },
             tls_version: json

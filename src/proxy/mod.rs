@@ -20,7 +20,7 @@ pub mod upstream;
 use crate::admission::attempt::{Attempts, Failure, Retry};
 use crate::config::{Algorithm, Edits, TimeMetric, UpstreamProtocol};
 use crate::policy::{compress, headers, request_id, rewrite, sticky, Vars};
-use crate::pool::Pool;
+use crate::pool::{BackendState, Pool};
 use crate::state::{Shared, WorkGuard};
 use crate::trace::span::RequestTrace;
 use bytes::Bytes;
@@ -114,6 +114,19 @@ fn is_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
+/// A try on `backend` begins: traced as an attempt, and the Pingora peer
+/// that reaches it.
+fn attempt_on(
+    trace: &mut Option<Box<RequestTrace>>,
+    backend: &BackendState,
+    pool: &Pool,
+) -> Box<HttpPeer> {
+    if let Some(t) = trace {
+        t.attempt(backend.addr);
+    }
+    Box::new(crate::peer::peer_for(backend, &pool.cfg))
+}
+
 impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
@@ -150,10 +163,17 @@ impl ProxyHttp for Proxy {
         };
         if let Some(b) = ctx.attempts.retry_same() {
             // A pooled connection had gone stale: same backend, new connection.
-            if let Some(t) = &mut ctx.trace {
-                t.attempt(b.addr);
+            return Ok(attempt_on(&mut ctx.trace, b, &pool));
+        }
+        let retry = ctx.attempts.count() > 0;
+        if let Some(spec) = &pool.cfg.sticky {
+            let asked = sticky::cookie(session.req_header(), &spec.cookie);
+            if let Some(lease) = asked.and_then(|t| pool.sticky_lease(t, ctx.attempts.tried())) {
+                // The client's cookie names this backend already.
+                ctx.set_cookie = None;
+                let backend = ctx.attempts.start(lease);
+                return Ok(attempt_on(&mut ctx.trace, backend, &pool));
             }
-            return Ok(Box::new(crate::peer::peer_for(b, &pool.cfg)));
         }
         let mut buf = [0u8; 16];
         let key: &[u8] = if pool.cfg.algorithm == Algorithm::ConsistentHash {
@@ -166,18 +186,6 @@ impl ProxyHttp for Proxy {
         } else {
             b""
         };
-        let retry = ctx.attempts.count() > 0;
-        if let Some(spec) = &pool.cfg.sticky {
-            let asked = sticky::cookie(session.req_header(), &spec.cookie);
-            if let Some(lease) = asked.and_then(|t| pool.sticky_lease(t, ctx.attempts.tried())) {
-                ctx.set_cookie = None;
-                let backend = ctx.attempts.start(lease);
-                if let Some(t) = &mut ctx.trace {
-                    t.attempt(backend.addr);
-                }
-                return Ok(Box::new(crate::peer::peer_for(backend, &pool.cfg)));
-            }
-        }
         // The queue watches the client while the key is still needed: a
         // hashed key is copied out of the request head first.
         let key = key.to_vec();
@@ -192,15 +200,10 @@ impl ProxyHttp for Proxy {
         .await
         .map_err(upstream::refused)?;
         let backend = ctx.attempts.start(lease);
-        if let Some(t) = &mut ctx.trace {
-            t.attempt(backend.addr);
+        if pool.cfg.sticky.is_some() {
+            ctx.set_cookie = pool.sticky_cookie(backend.addr);
         }
-        if let Some(spec) = &pool.cfg.sticky {
-            ctx.set_cookie = pool
-                .sticky_token(backend.addr)
-                .and_then(|t| sticky::set_cookie(spec, &t));
-        }
-        Ok(Box::new(crate::peer::peer_for(backend, &pool.cfg)))
+        Ok(attempt_on(&mut ctx.trace, backend, &pool))
     }
 
     async fn upstream_request_filter(

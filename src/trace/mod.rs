@@ -125,7 +125,7 @@ async fn export(mut rx: mpsc::Receiver<Item>, spec: TracingSpec, dropped: Arc<At
             .with_service_name(spec.service_name.clone())
             .build(),
     );
-    let mut last_error: Option<std::time::Instant> = None;
+    let logged = crate::clock::Throttle::new(Duration::from_secs(60));
     while let Some(first) = rx.recv().await {
         let (mut batch, mut ack) = match first {
             Item::Span(s) => (vec![s], None),
@@ -149,8 +149,7 @@ async fn export(mut rx: mpsc::Receiver<Item>, spec: TracingSpec, dropped: Arc<At
         }
         if let Err(e) = result {
             dropped.fetch_add(n as u64, Relaxed);
-            if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                last_error = Some(std::time::Instant::now());
+            if logged.due() {
                 log::warn!(
                     "tracing: export of {n} spans to {} failed: {e} (logged at most once a minute)",
                     spec.otlp

@@ -102,10 +102,7 @@ pub struct BinResp {
 
 impl BinResp {
     pub fn header(&self, n: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
+        super::client::header_in(&self.headers, n)
     }
 }
 

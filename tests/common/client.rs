@@ -15,11 +15,16 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, n: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, n)
     }
+}
+
+/// The first value of header `n` (any case) among `headers`.
+pub fn header_in<'a>(headers: &'a [(String, String)], n: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(n))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Send `raw` and read the response until the server closes.

@@ -314,6 +314,18 @@ pub fn check_config(dir: &std::path::Path, name: &str, yaml: &str) -> Checked {
     }
 }
 
+/// Assert that `bulb -t` refuses `yaml` (as `bulb.yaml`) with `msg`, at
+/// line `line` when given.
+pub fn assert_config_error(yaml: &str, line: Option<u32>, msg: &str) {
+    let c = check_config(&tempdir(), "bulb.yaml", yaml);
+    assert_ne!(c.code, Some(0), "{yaml}");
+    if let Some(l) = line {
+        let at = format!("bulb.yaml:{l}:");
+        assert!(c.stderr.contains(&at), "{yaml}: {}", c.stderr);
+    }
+    assert!(c.stderr.contains(msg), "{yaml}: {}", c.stderr);
+}
+
 /// What `bulb -t` said of a file.
 pub struct Checked {
     /// Its exit code.
