@@ -1,6 +1,6 @@
-//! Random 64-bit numbers for ids (request ids, trace and span ids):
-//! SplitMix64 per thread, seeded from the OS's random hash keys. Not for
-//! secrets.
+//! Ids: random 64-bit numbers (request ids, trace and span ids; SplitMix64
+//! per thread, seeded from the OS's random hash keys; not for secrets) and
+//! the lower-case hex they are written in.
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
@@ -30,5 +30,29 @@ pub fn nonzero_u64() -> u64 {
         if x != 0 {
             return x;
         }
+    }
+}
+
+/// `bytes` in lower-case hex, into `out` (twice as long).
+pub fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
+    }
+}
+
+/// `bytes` in lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex() {
+        assert_eq!(super::hex(&[0x00, 0xf0, 0x67, 0xab]), "00f067ab");
     }
 }

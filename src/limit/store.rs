@@ -7,9 +7,9 @@
 //! call with `store_timeout` and lets the local bucket decide when the
 //! store is slow or down.
 
+use crate::clock::Throttle;
 use crate::config::RateSpec;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use crate::clock::Throttle;
 use std::sync::OnceLock;
 use std::time::Duration;
 

@@ -22,16 +22,11 @@ pub fn valid(v: &[u8]) -> bool {
 
 /// A new id: 32 lower-case hex digits.
 pub fn generate() -> HeaderValue {
-    let (a, b) = (crate::random::u64(), crate::random::u64());
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&crate::random::u64().to_be_bytes());
+    id[8..].copy_from_slice(&crate::random::u64().to_be_bytes());
     let mut buf = [0u8; 32];
-    for (i, nibble) in (0..16)
-        .rev()
-        .map(|i| (a >> (i * 4)) & 15)
-        .chain((0..16).rev().map(|i| (b >> (i * 4)) & 15))
-        .enumerate()
-    {
-        buf[i] = b"0123456789abcdef"[nibble as usize];
-    }
+    crate::random::hex_into(&id, &mut buf);
     // Owned in place: the id is shared by the request, the response and the
     // log without copying (a `Vec`-backed value allocates again when first
     // cloned).

@@ -20,10 +20,7 @@ pub(super) struct Named {
 pub fn token(upstream: &str, addr: SocketAddr) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, upstream.as_bytes());
     let tag = ring::hmac::sign(&key, addr.to_string().as_bytes());
-    tag.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::random::hex(&tag.as_ref()[..12])
 }
 
 /// The `Set-Cookie` value naming `token`.

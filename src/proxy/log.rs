@@ -44,6 +44,9 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
         // What only a JSON line carries is looked up only for one.
         let json = shared.access_log.json();
         let header = |name: &str| json.then(|| req.headers.get(name)).flatten();
+        let ssl = json
+            .then(|| session.digest()?.ssl_digest.as_ref())
+            .flatten();
         shared.access_log.log(Entry {
             client: session.client_addr().and_then(|a| a.as_inet()).copied(),
             method: req.method.as_str(),
@@ -62,13 +65,8 @@ pub fn finish(shared: &Shared, session: &Session, ctx: &mut Ctx, failed: bool) {
                 Some(tp) => Some(tp.as_bytes()),
                 None => header("traceparent").map(|v| v.as_bytes()),
             },
-            tls_version: json
-                .then(|| session.digest()?.ssl_digest.as_ref())
-                .flatten()
-                .map(|t| &*t.version),
-            sni: json
-                .then(|| session.digest()?.ssl_digest.as_ref())
-                .flatten()
+            tls_version: ssl.map(|t| &*t.version),
+            sni: ssl
                 .and_then(|t| t.extension.get::<Sni>())
                 .map(|s| s.0.as_str()),
         });

@@ -59,18 +59,13 @@ pub fn parse(v: &[u8]) -> Option<Parent> {
 
 /// The `traceparent` naming `span_id` of `trace_id`.
 pub fn format(trace_id: &[u8; 16], span_id: &[u8; 8], sampled: bool) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(55);
-    s.push_str("00-");
-    for b in trace_id {
-        let _ = write!(s, "{b:02x}");
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    crate::random::hex_into(trace_id, &mut out[3..35]);
+    crate::random::hex_into(span_id, &mut out[36..52]);
+    if sampled {
+        out[54] = b'1';
     }
-    s.push('-');
-    for b in span_id {
-        let _ = write!(s, "{b:02x}");
-    }
-    s.push_str(if sampled { "-01" } else { "-00" });
-    s
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
