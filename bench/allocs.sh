@@ -14,7 +14,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # The system allocator: heaptrack sees every malloc (mimalloc would hide its own pages).
-cargo build --release --locked --no-default-features --bin bulb --target-dir target/sysalloc 2>&1 | tail -1
+# Line tables name the inlined frames where most allocations sit.
+CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release --locked --no-default-features --bin bulb --target-dir target/sysalloc 2>&1 | tail -1
 pids=()
 cleanup() { kill -INT "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM

@@ -1,7 +1,9 @@
 //! [`Link`]: what the proxy and the client connection under it tell each
 //! other about the current request, through atomics on the connection.
 
+use http::HeaderValue;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 /// Unknown request length (a chunked body, or not told).
 const UNKNOWN: u64 = u64::MAX;
@@ -13,6 +15,9 @@ pub struct Link {
     head_done: AtomicBool,
     read_cap: AtomicUsize,
     request_len: AtomicU64,
+    /// The connection's peer address as header text, made for its first
+    /// request and shared (not copied) by the rest.
+    peer_text: OnceLock<HeaderValue>,
 }
 
 impl Default for Link {
@@ -21,6 +26,7 @@ impl Default for Link {
             head_done: AtomicBool::new(false),
             read_cap: AtomicUsize::new(usize::MAX),
             request_len: AtomicU64::new(UNKNOWN),
+            peer_text: OnceLock::new(),
         }
     }
 }
@@ -63,5 +69,15 @@ impl Link {
     /// What [`set_request_len`](Self::set_request_len) said.
     pub fn request_len(&self) -> Option<u64> {
         Some(self.request_len.load(Relaxed)).filter(|&n| n != UNKNOWN)
+    }
+
+    /// The connection's peer address as a header value, `make` called
+    /// once per connection (the peer of a connection does not change).
+    pub fn peer_text(&self, make: impl FnOnce() -> Option<HeaderValue>) -> Option<HeaderValue> {
+        if let Some(v) = self.peer_text.get() {
+            return Some(v.clone());
+        }
+        let v = make()?;
+        Some(self.peer_text.get_or_init(|| v).clone())
     }
 }

@@ -63,6 +63,18 @@ impl IpText {
     }
 }
 
+/// `ip` as a header value whose clones share one buffer (a value made by
+/// copying would copy again on its first clone).
+pub fn shared_ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    struct Owned(IpText);
+    impl AsRef<[u8]> for Owned {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(Owned(IpText::new(ip)))).ok()
+}
+
 /// The hop-by-hop headers present in a message: the names its
 /// `Connection` lists (rarely any: `close` and `keep-alive` are not names)
 /// and which of [`HOP_BY_HOP`] it has, kept without allocating.
@@ -121,10 +133,12 @@ pub fn accepts_trailers(req: &RequestHeader) -> bool {
 /// drop hop-by-hop headers (`Upgrade` stays for a protocol switch), append
 /// the peer to `X-Forwarded-For`, set `X-Real-IP` and `X-Forwarded-Proto`.
 /// `X-Real-IP` is `client`: the peer, or what [`real_client`] found behind a
-/// trusted proxy.
+/// trusted proxy. `peer_text`: the peer as a header value, if the caller
+/// has it made already (else it is formatted here).
 pub fn edit_request_headers(
     req: &mut RequestHeader,
     peer: Option<IpAddr>,
+    peer_text: Option<HeaderValue>,
     client: Option<IpAddr>,
     upgrade: bool,
     tls: bool,
@@ -133,22 +147,23 @@ pub fn edit_request_headers(
         req.remove_header(n);
     }
     if let Some(peer) = peer {
-        let ip = IpText::new(peer);
+        let ip = peer_text.or_else(|| shared_ip_value(peer));
         let xff = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
             Some(prev) if !prev.is_empty() => {
-                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len);
+                let ip = ip.as_ref().map_or(&b""[..], |v| v.as_bytes());
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
                 v.extend_from_slice(prev);
                 v.extend_from_slice(b", ");
-                v.extend_from_slice(ip.as_bytes());
+                v.extend_from_slice(ip);
                 HeaderValue::from_bytes(&v).ok()
             }
-            _ => ip.value(),
+            _ => ip.clone(),
         };
         if let Some(xff) = xff {
             req.insert_header(XFF, xff)?;
         }
         let real = match client {
-            Some(c) if c == peer => ip.value(),
+            Some(c) if c == peer => ip,
             Some(c) => IpText::new(c).value(),
             None => None,
         };
@@ -213,7 +228,7 @@ mod tests {
         ] {
             req.append_header(k, v).expect("header");
         }
-        edit_request_headers(&mut req, None, None, false, false).expect("edit");
+        edit_request_headers(&mut req, None, None, None, false, false).expect("edit");
         let names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-keep", "x-forwarded-proto"]);
 
@@ -250,7 +265,7 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/", None).expect("req");
         req.append_header("X-Forwarded-For", "10.0.0.1")
             .expect("header");
-        edit_request_headers(&mut req, Some(peer), Some(longest), false, true).expect("edit");
+        edit_request_headers(&mut req, Some(peer), None, Some(longest), false, true).expect("edit");
         let get =
             |r: &RequestHeader, n: &str| r.headers.get(n).map(|v| v.to_str().unwrap().to_string());
         assert_eq!(
@@ -260,7 +275,7 @@ mod tests {
         assert_eq!(get(&req, "x-real-ip"), Some(longest.to_string()));
         assert_eq!(get(&req, "x-forwarded-proto").as_deref(), Some("https"));
         let mut req = RequestHeader::build("GET", b"/", None).expect("req");
-        edit_request_headers(&mut req, Some(v6), Some(v6), false, false).expect("edit");
+        edit_request_headers(&mut req, Some(v6), None, Some(v6), false, false).expect("edit");
         assert_eq!(get(&req, "x-forwarded-for").as_deref(), Some("::1"));
         assert_eq!(get(&req, "x-real-ip").as_deref(), Some("::1"));
         assert_eq!(get(&req, "x-forwarded-proto").as_deref(), Some("http"));

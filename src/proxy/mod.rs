@@ -214,7 +214,11 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
         let peer = admit::peer_ip(session);
-        forward::edit_request_headers(req, peer, ctx.client, upgrade, is_tls(session))?;
+        let peer_text = peer.and_then(|ip| {
+            let link = crate::guard::link(session.as_downstream())?;
+            link.peer_text(|| forward::shared_ip_value(ip))
+        });
+        forward::edit_request_headers(req, peer, peer_text, ctx.client, upgrade, is_tls(session))?;
         if ctx.strip > 0 {
             rewrite::strip_prefix(req, ctx.strip)?;
         }

@@ -438,8 +438,9 @@ where
                         (server_reused, error)
                     }
                     ClientSession::H2(mut h2) => {
-                        let (server_reused, mut error) = self
-                            .proxy_to_h2_upstream(session, &mut h2, client_reused, &peer, ctx)
+                        // bulb patch (PATCH.md, "Small request futures"): boxed.
+                        let (server_reused, mut error) = Box::pin(self
+                            .proxy_to_h2_upstream(session, &mut h2, client_reused, &peer, ctx))
                             .await;
                         let session = ClientSession::H2(h2);
                         self.client_upstream
@@ -467,8 +468,9 @@ where
                         (server_reused, error)
                     }
                     ClientSession::Custom(mut c) => {
-                        let (server_reused, error) = self
-                            .proxy_to_custom_upstream(session, &mut c, client_reused, &peer, ctx)
+                        // bulb patch (PATCH.md, "Small request futures"): boxed.
+                        let (server_reused, error) = Box::pin(self
+                            .proxy_to_custom_upstream(session, &mut c, client_reused, &peer, ctx))
                             .await;
                         let session = ClientSession::Custom(c);
                         self.client_upstream
@@ -1373,7 +1375,24 @@ where
             .await
     }
 
-    async fn handle_error(
+    // bulb patch (PATCH.md, "Small request futures"): the error path's
+    // future (several KB: it finishes the session) is boxed, so that it is
+    // not part of the state every request's future carries and moves.
+    fn handle_error<'a>(
+        &'a self,
+        session: Session,
+        ctx: &'a mut <SV as ProxyHttp>::CTX,
+        e: Box<Error>,
+        context: &'a str,
+    ) -> std::pin::Pin<Box<impl Future<Output = Option<ReusedHttpStream>> + 'a>>
+    where
+        SV: ProxyHttp + Send + Sync + 'static,
+        <SV as ProxyHttp>::CTX: Send + Sync,
+    {
+        Box::pin(self.handle_error_boxed(session, ctx, e, context))
+    }
+
+    async fn handle_error_boxed(
         &self,
         mut session: Session,
         ctx: &mut <SV as ProxyHttp>::CTX,

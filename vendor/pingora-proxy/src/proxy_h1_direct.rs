@@ -82,7 +82,8 @@ where
         loop {
             let read = tokio::select! {
                 biased;
-                task = client_session.read_response_task() => task,
+                // bulb patch (pingora-core PATCH.md, "The response head handed over").
+                task = client_session.read_response_task_handover() => task,
                 // The client is watched as in the general path: a close (or an
                 // error) before the response is complete ends the request.
                 idle = session.downstream_session.read_body_or_idle(true), if watch_client => {

@@ -302,7 +302,10 @@ impl TransportConnector {
         if let Some(s) = reused_stream {
             Ok((s, true))
         } else {
-            let s = self.new_stream(peer).await?;
+            // bulb patch (PATCH.md, "Small request futures"): the connect
+            // future (TCP, TLS) is several KB; boxed, it is not part of the
+            // state every request's future carries and moves.
+            let s = Box::pin(self.new_stream(peer)).await?;
             Ok((s, false))
         }
     }

@@ -68,9 +68,28 @@ where
         peer: &P,
     ) -> Result<(HttpSession<C::Session>, bool)> {
         let peer_opts = peer.get_peer_options();
+        let custom = peer_opts.is_some_and(|o| matches!(o.alpn, ALPN::Custom(_)));
+        // We assume no peer option == no ALPN == h1 only
+        let h1_only = peer_opts.is_none_or(|o| o.alpn.get_max_http_version() == 1);
+        if !custom && h1_only {
+            let (h1, reused) = self.h1.get_http_session(peer).await?;
+            return Ok((HttpSession::H1(h1), reused));
+        }
+        // bulb patch (PATCH.md, "Small request futures"): custom and h2
+        // sessions are made in a boxed future, so that their (large) state is
+        // not part of every HTTP/1 request's.
+        Box::pin(self.get_other_http_session(peer, custom)).await
+    }
 
+    /// [`Self::get_http_session`] for peers that may speak a custom protocol
+    /// or HTTP/2.
+    async fn get_other_http_session<P: Peer + Send + Sync + 'static>(
+        &self,
+        peer: &P,
+        custom: bool,
+    ) -> Result<(HttpSession<C::Session>, bool)> {
         // Switch to custom protocol as early as possible
-        if peer_opts.is_some_and(|o| matches!(o.alpn, ALPN::Custom(_))) {
+        if custom {
             // We create the Connector before TLS, so we need to make sure that the server also supports the same custom protocol.
             // We will first check for sessions that we can reuse, if not we will create a new one based on the negotiated protocol
 

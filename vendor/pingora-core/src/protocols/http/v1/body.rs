@@ -174,7 +174,20 @@ impl BodyReader {
     }
 
     fn prepare_buf(&mut self, buf_to_rewind: &[u8]) {
-        let mut body_buf = BytesMut::with_capacity(self.body_buf_size.max(buf_to_rewind.len()));
+        self.prepare_buf_for(buf_to_rewind, usize::MAX);
+    }
+
+    /// [`Self::prepare_buf`] for a body of `body_len` bytes: bulb's patch
+    /// (PATCH.md, "Body buffers sized to the body") gives a body that was
+    /// read whole with the head a buffer of its size, not `body_buf_size`
+    /// (64 KiB) per response; a body still to be read keeps the full size.
+    fn prepare_buf_for(&mut self, buf_to_rewind: &[u8], body_len: usize) {
+        let size = if buf_to_rewind.len() >= body_len {
+            buf_to_rewind.len()
+        } else {
+            self.body_buf_size.max(buf_to_rewind.len())
+        };
+        let mut body_buf = BytesMut::with_capacity(size);
         if !buf_to_rewind.is_empty() {
             self.rewind_buf_len = buf_to_rewind.len();
             // TODO: this is still 1 copy. Make it zero
@@ -246,7 +259,7 @@ impl BodyReader {
                 }
             }
             _ => {
-                self.prepare_buf(buf_to_rewind);
+                self.prepare_buf_for(buf_to_rewind, cl);
                 self.body_state = PS::Partial(0, cl);
             }
         }
@@ -1251,13 +1264,34 @@ impl std::fmt::Debug for SendBodyState {
 }
 
 impl SendBodyState {
-    fn new() -> Self {
+    const fn new() -> Self {
         SendBodyState {
             pending_bytes: None,
             write_state: WriteState::Idle,
             timeout_duration: None,
             timeout_fut: None,
         }
+    }
+}
+
+/// bulb patch (PATCH.md, "Body writer state on first use"): the task API's
+/// state, boxed on its first change. Most sessions never use the task API,
+/// and two sessions (client and upstream) are made per proxied request.
+struct LazySendState(Option<Box<SendBodyState>>);
+
+/// What an unused [`LazySendState`] reads as.
+static UNUSED_SEND_STATE: SendBodyState = SendBodyState::new();
+
+impl std::ops::Deref for LazySendState {
+    type Target = SendBodyState;
+    fn deref(&self) -> &SendBodyState {
+        self.0.as_deref().unwrap_or(&UNUSED_SEND_STATE)
+    }
+}
+
+impl std::ops::DerefMut for LazySendState {
+    fn deref_mut(&mut self) -> &mut SendBodyState {
+        self.0.get_or_insert_with(|| Box::new(SendBodyState::new()))
     }
 }
 
@@ -1269,7 +1303,7 @@ impl SendBodyState {
 pub struct BodyWriter {
     pub body_mode: BodyMode,
     // Boxed to reduce inline size. Only used by the cancel-safe proxy task API.
-    send_body_state: Box<SendBodyState>,
+    send_body_state: LazySendState,
     send_finish_state: FinishWriteState,
 }
 
@@ -1283,7 +1317,7 @@ impl BodyWriter {
     pub fn new() -> Self {
         BodyWriter {
             body_mode: BM::ToSelect,
-            send_body_state: Box::new(SendBodyState::new()),
+            send_body_state: LazySendState(None),
             send_finish_state: FinishWriteState::NotStarted,
         }
     }

@@ -14,6 +14,9 @@
 
 //! HTTP/1.x client session
 
+#[path = "client_handover.rs"]
+mod handover;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, header::AsHeaderName, HeaderValue, StatusCode, Version};
 use log::{debug, trace};
@@ -286,7 +289,8 @@ impl HttpSession {
 
                         let mut response_header = match ResponseHeader::build(
                             resp.code.unwrap(),
-                            Some(resp.headers.len()),
+                            // bulb patch: room for what a proxy adds on the way down.
+                            Some(resp.headers.len() + super::common::RESPONSE_HEADER_HEADROOM),
                         ) {
                             Ok(header) => Box::new(header),
                             Err(e) => return self.fail_response_header_read(e),

@@ -36,6 +36,10 @@ pub(crate) const BODY_BUF_LIMIT: usize = 1024 * 64;
 /// growth of a request's two header maps is an allocation.
 pub(crate) const REQUEST_HEADER_HEADROOM: usize = 6;
 
+/// Header slots reserved beyond those a response arrives with (bulb's patch): a proxy adds
+/// a request id, a cookie, `Vary`.
+pub(crate) const RESPONSE_HEADER_HEADROOM: usize = 3;
+
 pub const CRLF: &[u8; 2] = b"\r\n";
 /// The empty line that terminates a message's header section.
 pub(super) const HEADER_SECTION_END: &[u8; 4] = b"\r\n\r\n";
