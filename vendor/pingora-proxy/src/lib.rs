@@ -439,9 +439,14 @@ where
                     }
                     ClientSession::H2(mut h2) => {
                         // bulb patch (PATCH.md, "Small request futures"): boxed.
-                        let (server_reused, mut error) = Box::pin(self
-                            .proxy_to_h2_upstream(session, &mut h2, client_reused, &peer, ctx))
-                            .await;
+                        let (server_reused, mut error) = Box::pin(self.proxy_to_h2_upstream(
+                            session,
+                            &mut h2,
+                            client_reused,
+                            &peer,
+                            ctx,
+                        ))
+                        .await;
                         let session = ClientSession::H2(h2);
                         self.client_upstream
                             .release_http_session(session, &*peer, peer.idle_timeout())
@@ -469,9 +474,14 @@ where
                     }
                     ClientSession::Custom(mut c) => {
                         // bulb patch (PATCH.md, "Small request futures"): boxed.
-                        let (server_reused, error) = Box::pin(self
-                            .proxy_to_custom_upstream(session, &mut c, client_reused, &peer, ctx))
-                            .await;
+                        let (server_reused, error) = Box::pin(self.proxy_to_custom_upstream(
+                            session,
+                            &mut c,
+                            client_reused,
+                            &peer,
+                            ctx,
+                        ))
+                        .await;
                         let session = ClientSession::Custom(c);
                         self.client_upstream
                             .release_http_session(session, &*peer, peer.idle_timeout())

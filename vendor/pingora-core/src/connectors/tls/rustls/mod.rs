@@ -144,10 +144,12 @@ where
     // rustls resumes a session only under the config (the certificate
     // verifier) that made it, so a config per connection never resumed.
     let key = PeerConfigKey::of(peer, alpn_override.as_ref(), tls_ctx);
-    let cached = PEER_CONFIGS
-        .lock()
-        .ok()
-        .and_then(|configs| configs.iter().find(|(k, _)| k.matches(&key)).map(|(_, c)| c.clone()));
+    let cached = PEER_CONFIGS.lock().ok().and_then(|configs| {
+        configs
+            .iter()
+            .find(|(k, _)| k.matches(&key))
+            .map(|(_, c)| c.clone())
+    });
     let updated_config_opt = match cached {
         Some(cfg) => cfg,
         None => {

@@ -31,7 +31,10 @@ const KEPT: [header::HeaderName; 5] = [
 /// The status, version and [`KEPT`] headers of `full` (values shared, not
 /// copied).
 fn framing_copy(full: &ResponseHeader) -> Box<ResponseHeader> {
-    let present = KEPT.iter().filter(|n| full.headers.contains_key(*n)).count();
+    let present = KEPT
+        .iter()
+        .filter(|n| full.headers.contains_key(*n))
+        .count();
     let mut copy = ResponseHeader::build_no_case(full.status, Some(present))
         .expect("a status that was already parsed");
     copy.set_version(full.version);
@@ -74,8 +77,7 @@ mod tests {
         let wire = b"HTTP/1.1 200 OK\r\nServer: x\r\nConnection: keep-alive\r\nKeep-Alive: timeout=7\r\nContent-Length: 3\r\n\r\nabc";
         let mock_io = Builder::new().read(&wire[..]).build();
         let mut http = HttpSession::new(Box::new(mock_io));
-        let HttpTask::Header(head, end) = http.read_response_task_handover().await.unwrap()
-        else {
+        let HttpTask::Header(head, end) = http.read_response_task_handover().await.unwrap() else {
             panic!("not a head");
         };
         assert!(!end);
