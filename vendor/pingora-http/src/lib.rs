@@ -42,6 +42,7 @@ pub mod authority;
 use authority::{raw_target_authority, RawTargetAuthority};
 
 mod case_header_name;
+pub mod recycle;
 use case_header_name::CaseHeaderName;
 pub use case_header_name::{IntoCaseHeaderName, StaticHeader};
 

@@ -45,7 +45,9 @@ where
 
         // phase 2 send to upstream
 
-        let mut req = session.req_header().clone();
+        // bulb patch (pingora-http PATCH.md, "Recycled heads"): the copy reuses a
+        // recycled head (and its maps' room) when this thread has one.
+        let mut req = pingora_http::recycle::clone_request(session.req_header());
         let authority_policy = AuthorityPolicy::from(session.downstream_session.is_custom());
         let downstream_had_host = req.headers.contains_key(http::header::HOST);
         req.set_version(Version::HTTP_11);
@@ -122,7 +124,7 @@ where
 
         debug!("Sending header to upstream {:?}", req);
 
-        match client_session.write_request_header(Box::new(req)).await {
+        match client_session.write_request_header(req).await {
             Ok(_) => { /* Continue */ }
             Err(e) => {
                 return (false, false, Some(e.into_up()));

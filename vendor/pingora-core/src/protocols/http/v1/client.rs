@@ -287,12 +287,13 @@ impl HttpSession {
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, resp.headers);
 
-                        let mut response_header = match ResponseHeader::build(
+                        // bulb patch (pingora-http PATCH.md, "Recycled heads").
+                        let mut response_header = match pingora_http::recycle::response(
                             resp.code.unwrap(),
                             // bulb patch: room for what a proxy adds on the way down.
                             Some(resp.headers.len() + super::common::RESPONSE_HEADER_HEADROOM),
                         ) {
-                            Ok(header) => Box::new(header),
+                            Ok(header) => header,
                             Err(e) => return self.fail_response_header_read(e),
                         };
 
@@ -674,7 +675,16 @@ impl HttpSession {
                 self.shutdown().await;
                 None
             }
-            _ => Some(self.underlying_stream),
+            _ => {
+                // bulb patch (pingora-http PATCH.md, "Recycled heads").
+                if let Some(head) = self.request_written.take() {
+                    pingora_http::recycle::recycle_request(head);
+                }
+                if let Some(head) = self.response_header.take() {
+                    pingora_http::recycle::recycle_response(head);
+                }
+                Some(self.underlying_stream)
+            }
         }
     }
 

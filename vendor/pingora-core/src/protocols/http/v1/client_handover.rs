@@ -35,8 +35,8 @@ fn framing_copy(full: &ResponseHeader) -> Box<ResponseHeader> {
         .iter()
         .filter(|n| full.headers.contains_key(*n))
         .count();
-    let mut copy = ResponseHeader::build_no_case(full.status, Some(present))
-        .expect("a status that was already parsed");
+    // bulb patch (pingora-http PATCH.md, "Recycled heads"): recycled too.
+    let mut copy = pingora_http::recycle::response_no_case(full.status, Some(present));
     copy.set_version(full.version);
     for name in KEPT.iter() {
         for value in full.headers.get_all(name) {
@@ -44,7 +44,7 @@ fn framing_copy(full: &ResponseHeader) -> Box<ResponseHeader> {
                 .expect("a header that was already parsed");
         }
     }
-    Box::new(copy)
+    copy
 }
 
 impl HttpSession {

@@ -354,14 +354,16 @@ impl HttpSession {
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, req.headers);
 
-                        let mut request_header = Box::new(RequestHeader::build(
-                            req.method.unwrap_or(""),
+                        // bulb patch (pingora-http PATCH.md, "Recycled heads"): a head
+                        // recycled on this thread is reused when there is one.
+                        let mut request_header = pingora_http::recycle::request(
+                            req.method.unwrap_or("").as_bytes(),
                             // we path httparse to allow unsafe bytes in the str
                             req.path.unwrap_or("").as_bytes(),
                             // Room for what a proxy adds on the way up (forwarding headers,
                             // a request id) without growing both header maps.
                             Some(req.headers.len() + super::common::REQUEST_HEADER_HEADROOM),
-                        )?);
+                        )?;
 
                         request_header.set_version(match req.version {
                             Some(1) => Version::HTTP_11,
@@ -1484,6 +1486,13 @@ impl HttpSession {
                     .then(|| self.take_body_overread())
                     .flatten()
                     .filter(|prefix| !prefix.is_empty());
+                // bulb patch (pingora-http PATCH.md, "Recycled heads").
+                if let Some(head) = self.request_header.take() {
+                    pingora_http::recycle::recycle_request(head);
+                }
+                if let Some(head) = self.response_written.take() {
+                    pingora_http::recycle::recycle_response(head);
+                }
                 Ok(Some(ReusableHttpStream::new(
                     self.underlying_stream,
                     pipelined_prefix,
