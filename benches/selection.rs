@@ -110,6 +110,8 @@ fn headers(c: &mut Criterion) {
         base.insert_header(k, v).unwrap();
     }
     let peer: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    // As per connection in bulb: the peer's text is made once.
+    let peer_text = bulb::proxy::forward::shared_ip_value(peer);
     c.bench_function("headers/forwarding_edits", |b| {
         b.iter_batched(
             || base.clone(),
@@ -117,6 +119,7 @@ fn headers(c: &mut Criterion) {
                 bulb::proxy::forward::edit_request_headers(
                     &mut req,
                     Some(peer),
+                    peer_text.clone(),
                     Some(peer),
                     false,
                     false,
