@@ -6,12 +6,12 @@ mod common;
 use common::*;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A real redis-server on 127.0.0.1.
 struct Redis {
-    child: Child,
+    child: Reaped,
 }
 
 impl Redis {
@@ -42,18 +42,13 @@ impl Redis {
             wait_for(Duration::from_secs(10), pong).is_some(),
             "redis-server did not start"
         );
-        Redis { child }
+        Redis {
+            child: Reaped(child),
+        }
     }
 
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
+        self.child.stop();
     }
 }
 

@@ -4,13 +4,13 @@
 mod common;
 use common::*;
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A real dnsmasq answering `srv` (`(port, priority, weight)` of target
 /// `a.test`, which is 127.0.0.1) for `_http._tcp.api.test`, with a 1 s TTL.
 struct Dns {
-    child: Child,
+    child: Reaped,
 }
 
 impl Dns {
@@ -48,18 +48,13 @@ impl Dns {
             s.send_to(q, ("127.0.0.1", port)).is_ok() && s.recv(&mut b).is_ok()
         });
         assert!(asked.is_some(), "dnsmasq did not start");
-        Dns { child }
+        Dns {
+            child: Reaped(child),
+        }
     }
 
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        self.stop();
+        self.child.stop();
     }
 }
 

@@ -5,12 +5,12 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Receiver {
-    child: Child,
+    child: super::process::Reaped,
     pub port: u16,
     spans: Arc<Mutex<Vec<Value>>>,
 }
@@ -43,7 +43,11 @@ impl Receiver {
                 }
             }
         });
-        Receiver { child, port, spans }
+        Receiver {
+            child: super::process::Reaped(child),
+            port,
+            spans,
+        }
     }
 
     /// The traces URL bulb is given.
@@ -69,13 +73,6 @@ impl Receiver {
     }
 
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.stop();
+        self.child.stop();
     }
 }

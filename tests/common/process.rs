@@ -336,3 +336,21 @@ pub struct Checked {
     /// The file's path (as it appears in the messages).
     pub path: String,
 }
+
+/// A peer process (redis-server, dnsmasq, a Python receiver) killed and
+/// reaped when stopped or dropped.
+pub struct Reaped(pub std::process::Child);
+
+impl Reaped {
+    /// Kill the process and wait for it.
+    pub fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -48,14 +48,10 @@ fn keep<T>(pool: &'static Pool<T>, head: Box<T>) {
     });
 }
 
-fn take_request() -> Option<Box<RequestHeader>> {
-    take(&REQUESTS)
-}
-
 /// A request head as [`RequestHeader::build`] makes it (original case kept),
 /// boxed, reusing a recycled one when this thread has one.
 pub fn request(method: &[u8], path: &[u8], size_hint: Option<usize>) -> Result<Box<RequestHeader>> {
-    let Some(mut head) = take_request() else {
+    let Some(mut head) = take(&REQUESTS) else {
         return Ok(Box::new(RequestHeader::build(method, path, size_hint)?));
     };
     head.base.method =
@@ -69,7 +65,7 @@ pub fn request(method: &[u8], path: &[u8], size_hint: Option<usize>) -> Result<B
 /// copy's maps keep the recycled head's room, so headers added to it
 /// afterwards do not grow them.
 pub fn clone_request(src: &RequestHeader) -> Box<RequestHeader> {
-    let Some(mut head) = take_request() else {
+    let Some(mut head) = take(&REQUESTS) else {
         return Box::new(src.clone());
     };
     head.base.method = src.base.method.clone();

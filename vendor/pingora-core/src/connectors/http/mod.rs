@@ -121,34 +121,26 @@ where
         // NOTE: maybe TODO: we do not yet enforce that only TLS traffic can use h2, which is the
         // de facto requirement for h2, because non TLS traffic lack the negotiation mechanism.
 
-        // We assume no peer option == no ALPN == h1 only
-        let h1_only = peer
-            .get_peer_options()
-            .is_none_or(|o| o.alpn.get_max_http_version() == 1);
-        if h1_only {
-            let (h1, reused) = self.h1.get_http_session(peer).await?;
-            Ok((HttpSession::H1(h1), reused))
-        } else {
-            // the peer allows h2, we first check the h2 reuse pool
-            let reused_h2 = self.h2.reused_http_session(peer).await?;
-            if let Some(h2) = reused_h2 {
-                return Ok((HttpSession::H2(h2), true));
-            }
-            let h2_only = peer
-                .get_peer_options()
-                .is_some_and(|o| o.alpn.get_min_http_version() == 2)
-                && !self.h2.h1_is_preferred(peer);
-            if !h2_only {
-                // We next check the reuse pool for h1 before creating a new h2 connection.
-                // This is because the server may not support h2 at all, connections to
-                // the server could all be h1.
-                if let Some(h1) = self.h1.reused_http_session(peer).await {
-                    return Ok((HttpSession::H1(h1), true));
-                }
-            }
-            let session = self.h2.new_http_session(peer).await?;
-            Ok((session, false))
+        // Not custom, so the peer allows h2 (h1-only peers were served by the caller): we first
+        // check the h2 reuse pool.
+        let reused_h2 = self.h2.reused_http_session(peer).await?;
+        if let Some(h2) = reused_h2 {
+            return Ok((HttpSession::H2(h2), true));
         }
+        let h2_only = peer
+            .get_peer_options()
+            .is_some_and(|o| o.alpn.get_min_http_version() == 2)
+            && !self.h2.h1_is_preferred(peer);
+        if !h2_only {
+            // We next check the reuse pool for h1 before creating a new h2 connection.
+            // This is because the server may not support h2 at all, connections to
+            // the server could all be h1.
+            if let Some(h1) = self.h1.reused_http_session(peer).await {
+                return Ok((HttpSession::H1(h1), true));
+            }
+        }
+        let session = self.h2.new_http_session(peer).await?;
+        Ok((session, false))
     }
 
     pub async fn release_http_session<P: Peer + Send + Sync + 'static>(
