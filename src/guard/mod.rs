@@ -22,6 +22,7 @@
 //!
 //! The proxy reaches the stream of its request through [`link`].
 
+mod deadline;
 mod link;
 mod stream;
 

@@ -2,6 +2,7 @@
 //! head deadline, a read cap for request-body buffering, and the accounting
 //! that tells whether Pingora read past the end of a request (pipelining).
 
+use super::deadline::LazyDeadline;
 use super::link::Link;
 use crate::admission::Counted;
 use async_trait::async_trait;
@@ -11,7 +12,6 @@ use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType,
 };
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,9 +29,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct ClientStream {
     inner: Stream,
     timeout: Duration,
-    /// When the current head must be complete (set by its first byte).
-    deadline: Option<tokio::time::Instant>,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The wait in progress: for a request (keep-alive), then for the rest
+    /// of its head (from its first byte); one timer for the connection.
+    deadline: LazyDeadline,
     /// Bytes handed to Pingora since the current request began.
     delivered: u64,
     /// What the proxy and this stream tell each other about the request.
@@ -59,8 +59,7 @@ impl ClientStream {
         ClientStream {
             inner,
             timeout,
-            deadline: None,
-            sleep: None,
+            deadline: LazyDeadline::default(),
             delivered: 0,
             link: Link::default(),
             carry: None,
@@ -73,8 +72,7 @@ impl ClientStream {
 
     /// A new request on the same connection: a fresh deadline and count.
     pub fn rearm(&mut self) {
-        self.deadline = None;
-        self.sleep = None;
+        self.deadline.clear();
         self.delivered = 0;
         self.link.reset();
     }
@@ -95,33 +93,38 @@ impl ClientStream {
     /// head (this replaces a buffered reader under the stream, which would
     /// hold its buffer for as long as the connection is open).
     async fn fill_ahead(&mut self, min: usize) -> bool {
+        std::future::poll_fn(|cx| self.poll_fill_ahead(cx, min)).await
+    }
+
+    /// [`ClientStream::fill_ahead`] until the deadline in force: false
+    /// when it passes first.
+    async fn fill_ahead_in_time(&mut self, min: usize) -> bool {
+        std::future::poll_fn(|cx| match self.poll_fill_ahead(cx, min) {
+            Poll::Pending if self.deadline.poll_expired(cx).is_ready() => Poll::Ready(false),
+            filled => filled,
+        })
+        .await
+    }
+
+    fn poll_fill_ahead(&mut self, cx: &mut Context<'_>, min: usize) -> Poll<bool> {
         while self.ahead().len() < min {
             if self.ahead_pos > 0 {
                 self.ahead.drain(..self.ahead_pos);
                 self.ahead_pos = 0;
             }
-            let inner = &mut self.inner;
-            let ahead = &mut self.ahead;
             // The read lands on the stack of this poll, not in the future:
             // a connection waiting here holds no buffer at all.
-            let n = std::future::poll_fn(|cx| {
-                let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); AHEAD_BYTES];
-                let mut rb = ReadBuf::uninit(&mut stack);
-                match Pin::new(&mut *inner).poll_read(cx, &mut rb) {
-                    Poll::Ready(Ok(())) => {
-                        ahead.extend_from_slice(rb.filled());
-                        Poll::Ready(Ok(rb.filled().len()))
-                    }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => Poll::Pending,
+            let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); AHEAD_BYTES];
+            let mut rb = ReadBuf::uninit(&mut stack);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                    self.ahead.extend_from_slice(rb.filled())
                 }
-            })
-            .await;
-            if !matches!(n, Ok(1..)) {
-                return false;
+                Poll::Ready(_) => return Poll::Ready(false),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        true
+        Poll::Ready(true)
     }
 
     /// Wait, cheaply, until the client sends something: Pingora's per-
@@ -133,20 +136,23 @@ impl ClientStream {
         idle: Duration,
         stop: Option<&pingora_core::server::ShutdownWatch>,
     ) -> bool {
-        let Some(shutdown) = stop else {
-            return matches!(
-                tokio::time::timeout(idle, self.fill_ahead(1)).await,
-                Ok(true)
-            );
-        };
-        let mut sd = shutdown.clone();
-        if *sd.borrow() {
+        if stop.is_some_and(|sd| *sd.borrow()) {
             return false;
         }
-        tokio::select! {
-            r = tokio::time::timeout(idle, self.fill_ahead(1)) => matches!(r, Ok(true)),
-            _ = sd.changed() => false,
-        }
+        self.deadline.set(tokio::time::Instant::now() + idle);
+        let got = match stop {
+            None => self.fill_ahead_in_time(1).await,
+            Some(shutdown) => {
+                let mut sd = shutdown.clone();
+                tokio::select! {
+                    got = self.fill_ahead_in_time(1) => got,
+                    _ = sd.changed() => false,
+                }
+            }
+        };
+        // The head's own deadline starts with its first byte.
+        self.deadline.clear();
+        got
     }
 
     /// Whether the client opened with the HTTP/2 connection preface (h2c by
@@ -172,21 +178,15 @@ impl ClientStream {
     }
 
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(deadline) = self.deadline.filter(|_| !self.link.head_done()) else {
+        // Most heads arrive in one read; the timer is polled only for one
+        // that is still incomplete when the socket runs dry.
+        if self.link.head_done() || self.deadline.poll_expired(cx).is_pending() {
             return Poll::Pending;
-        };
-        // Most heads arrive in one read; a timer is set only for one that is
-        // still incomplete when the socket runs dry.
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if sleep.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "request head not received within client_header_timeout",
-            )));
         }
-        Poll::Pending
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "request head not received within client_header_timeout",
+        )))
     }
 }
 
@@ -232,8 +232,9 @@ impl AsyncRead for ClientStream {
             }
         };
         this.delivered += n as u64;
-        if n > 0 && this.deadline.is_none() && !this.link.head_done() {
-            this.deadline = Some(tokio::time::Instant::now() + this.timeout);
+        if n > 0 && this.deadline.due().is_none() && !this.link.head_done() {
+            this.deadline
+                .set(tokio::time::Instant::now() + this.timeout);
         }
         Poll::Ready(Ok(()))
     }
