@@ -71,6 +71,25 @@ fn hanging_backend_gives_504_and_counts_a_failure() {
 }
 
 #[test]
+fn a_trickled_response_head_is_cut_at_read_timeout() {
+    // One byte every 100 ms: each read waits far less than `read_timeout`,
+    // the whole 38-byte head takes ~3.8 s. The head has one deadline.
+    let slow = Backend::start("slow", Mode::Trickle(Duration::from_millis(100)));
+    let bulb = Bulb::start(
+        &Conf::web(&[&slow])
+            .upstream("    read_timeout: 1s\n    retries: 0\n")
+            .yaml(),
+    );
+    let t = Instant::now();
+    assert_eq!(bulb.get("/").unwrap().status, 504);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(3000),
+        "{took:?}"
+    );
+}
+
+#[test]
 fn all_down_is_fast_then_recovers() {
     let a = Backend::start("a", Mode::Ok);
     let b = Backend::start("b", Mode::Ok);

@@ -67,8 +67,22 @@ fn reload_keeps_health_state_and_probes_new_backends_first() {
     fresh.stop();
     let hc = "    health_check: {kind: tcp, interval: 10s, timeout: 300ms}\n    retries: 0\n";
     let bulb = Bulb::start(&Conf::web(&[&a, &down]).top(GRACE).upstream(hc).yaml());
-    // `down` failed its first probe. Bring it back: with a 10 s interval it
-    // stays marked down until the next probe, reload or not.
+    // Once `down` has failed its first probe, bring it back: with a 10 s
+    // interval it stays marked down until the next probe, reload or not.
+    let probed = || {
+        let status: serde_json::Value =
+            serde_json::from_str(&bulb.admin_get("/status").body).expect("json");
+        status["upstreams"]["web"]["backends"]
+            .as_array()
+            .expect("backends")
+            .iter()
+            .any(|b| b["address"] == down.addr.to_string() && b["probed"] == true)
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), probed).is_some(),
+        "no first probe of {}",
+        down.addr
+    );
     down.restart();
     bulb.rewrite(
         &Conf::web(&[&a, &down, &fresh])

@@ -41,6 +41,7 @@ impl Admin {
                         "address": b.addr_str,
                         "healthy": b.health.usable(crate::clock::now_ms()),
                         "active_healthy": b.health.healthy(),
+                        "probed": b.health.probed(),
                         "ejected": b.health.ejected(crate::clock::now_ms()),
                         "weight": b.weight(),
                         "backup": b.role.backup(),

@@ -22,7 +22,6 @@
 //!
 //! The proxy reaches the stream of its request through [`link`].
 
-mod deadline;
 mod link;
 mod stream;
 

@@ -2,11 +2,11 @@
 //! head deadline, a read cap for request-body buffering, and the accounting
 //! that tells whether Pingora read past the end of a request (pipelining).
 
-use super::deadline::LazyDeadline;
 use super::link::Link;
 use crate::admission::Counted;
 use async_trait::async_trait;
 use pingora_core::apps::HttpPersistentSettings;
+use pingora_core::protocols::deadline::LazyDeadline;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,

@@ -24,6 +24,8 @@ pub enum Mode {
     /// Read the request, then close without answering (a reset before any
     /// response byte).
     Close,
+    /// Send the response head one byte per interval (a slow-loris backend).
+    Trickle(Duration),
 }
 
 /// A request as a backend saw it.
@@ -237,6 +239,15 @@ fn handle(conn: TcpStream, inner: Arc<BackendInner>, gen: Arc<AtomicU64>, my_gen
                 return;
             }
             (Mode::Http10, _, _) => (200, true, true),
+            (Mode::Trickle(d), false, _) => {
+                for b in b"HTTP/1.1 200 X\r\nContent-Length: 0\r\n\r\n" {
+                    thread::sleep(*d);
+                    if w.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             _ => (200, false, false),
         };
         let body = inner.name.to_string();

@@ -14,6 +14,7 @@
 
 //! Abstractions and implementations for protocols including TCP, TLS and HTTP
 
+pub mod deadline;
 mod digest;
 pub mod http;
 pub mod l4;
@@ -102,6 +103,9 @@ pub trait IO:
 {
     /// helper to cast as the reference of the concrete type
     fn as_any(&self) -> &dyn Any;
+    /// helper to cast as the mutable reference of the concrete type (bulb
+    /// patch: reaches the per-connection timer of an l4 stream)
+    fn as_any_mut(&mut self) -> &mut dyn Any;
     /// helper to cast back of the concrete type
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
@@ -125,6 +129,9 @@ where
     T: 'static,
 {
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {

@@ -36,6 +36,7 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
+use crate::protocols::deadline::LazyDeadline;
 use crate::protocols::l4::ext::{set_tcp_keepalive, TcpKeepalive};
 use crate::protocols::l4::virt;
 use crate::protocols::raw_connect::ProxyDigest;
@@ -540,6 +541,9 @@ pub struct Stream {
     write_pending_time: AccumulatedDuration,
     /// Last rx timestamp associated with the last recvmsg call.
     pub rx_ts: Option<SystemTime>,
+    /// bulb patch: one timer for the connection's life, for the deadline of
+    /// each phase that waits on it in turn (see `protocols::deadline`).
+    pub(crate) deadline: LazyDeadline,
 }
 
 impl Stream {
@@ -660,6 +664,7 @@ impl From<TcpStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
+            deadline: LazyDeadline::default(),
         }
     }
 }
@@ -683,6 +688,7 @@ impl From<virt::VirtualSocketStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
+            deadline: LazyDeadline::default(),
         }
     }
 }
@@ -707,6 +713,7 @@ impl From<UnixStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
+            deadline: LazyDeadline::default(),
         }
     }
 }
@@ -811,12 +818,11 @@ impl Stream {
     /// either buffer (they would be lost).
     pub fn into_tcp(mut self) -> std::result::Result<(TcpStream, Vec<u8>), Self> {
         let clean = match self.stream() {
-                BufferedStream::UnbufferedRead(w) => w.buffer().is_empty(),
-                BufferedStream::BufferedRead(r) => {
-                    r.buffer().is_empty() && r.get_ref().buffer().is_empty()
-                }
+            BufferedStream::UnbufferedRead(w) => w.buffer().is_empty(),
+            BufferedStream::BufferedRead(r) => {
+                r.buffer().is_empty() && r.get_ref().buffer().is_empty()
             }
-            && matches!(self.stream().get_ref().stream, RawStream::Tcp(_));
+        } && matches!(self.stream().get_ref().stream, RawStream::Tcp(_));
         if !clean {
             return Err(self);
         }

@@ -17,12 +17,12 @@
 #[path = "client_handover.rs"]
 mod handover;
 
+use crate::protocols::deadline::{timeout, Phase};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, header::AsHeaderName, HeaderValue, StatusCode, Version};
 use log::{debug, trace};
 use pingora_error::{Error, ErrorType::*, OrErr, Result, RetryType};
 use pingora_http::{HMap, IntoCaseHeaderName, RequestHeader, ResponseHeader};
-use pingora_timeout::timeout;
 use std::io::ErrorKind;
 use std::str;
 use std::time::Duration;
@@ -46,9 +46,12 @@ pub struct HttpSession {
     body_writer: BodyWriter,
     // timeouts:
     /// The read timeout, which will be applied to both reading the header and the body.
-    /// The timeout is reset on every read. This is not a timeout on the overall duration of the
-    /// response.
+    /// For the body, the timeout is reset on every read. This is not a timeout on the overall
+    /// duration of the response. For the header (bulb patch), it is one deadline for the whole
+    /// head, from its first read that has to wait.
     pub read_timeout: Option<Duration>,
+    /// The deadline of the response head being read (bulb patch).
+    head_phase: Phase,
     /// The write timeout which will be applied to both writing request header and body.
     /// The timeout is reset on every write. This is not a timeout on the overall duration of the
     /// request.
@@ -95,6 +98,7 @@ impl HttpSession {
             response_header: None,
             request_written: None,
             read_timeout: None,
+            head_phase: Phase::default(),
             write_timeout: None,
             digest,
             bytes_sent: 0,
@@ -249,6 +253,7 @@ impl HttpSession {
     /// headers.
     pub async fn read_response(&mut self) -> Result<usize> {
         let mut parse_existing_buffer = true;
+        self.head_phase.begin();
 
         if self.response_header_read_buf.is_empty() {
             // preread_body is set after a completed valid response header is read.
@@ -390,11 +395,16 @@ impl HttpSession {
                 self.response_header_read_buf.reserve(INIT_HEADER_BUF_SIZE);
             }
 
-            let read_fut = self
-                .underlying_stream
-                .read_buf(&mut self.response_header_read_buf);
             let read_result = match self.read_timeout {
-                Some(t) => match timeout(t, read_fut).await {
+                Some(t) => match self
+                    .head_phase
+                    .read_buf(
+                        &mut self.underlying_stream,
+                        &mut self.response_header_read_buf,
+                        t,
+                    )
+                    .await
+                {
                     Ok(res) => res,
                     Err(_) => {
                         return self.fail_response_header_read(Error::explain(
@@ -403,7 +413,11 @@ impl HttpSession {
                         ));
                     }
                 },
-                None => read_fut.await,
+                None => {
+                    self.underlying_stream
+                        .read_buf(&mut self.response_header_read_buf)
+                        .await
+                }
             };
 
             match read_result {
