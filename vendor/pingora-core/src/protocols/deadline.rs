@@ -26,16 +26,15 @@
 //! it fires sooner, and when it does fire early it is moved to the deadline
 //! in force (once per timeout period at most, not once per request).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use pingora_timeout::fast_timeout::fast_timeout_to_tokio_threshold;
 use pingora_timeout::Elapsed;
 use std::future::Future;
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, Sleep};
 
 type Timer = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
@@ -158,59 +157,47 @@ impl Phase {
         self.due = None;
     }
 
-    /// Read from `stream` into `buf` (as `AsyncReadExt::read_buf`) within
+    /// Read from `stream` into `buf` (`AsyncReadExt::read_buf`) within
     /// this phase's deadline, `limit` from its first wait. The timer is the
     /// one an l4 stream keeps for its life (a pooled backend connection
-    /// moves it once per `limit`, not once per request), else the phase's.
+    /// moves it once per `limit`, not once per request), else the phase's;
+    /// it is lent to this read and handed back after it.
     pub async fn read_buf(
         &mut self,
         stream: &mut super::Stream,
         buf: &mut BytesMut,
         limit: Duration,
     ) -> Result<io::Result<usize>, Elapsed> {
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(read) = poll_read_buf(&mut **stream, cx, buf) {
-                return Poll::Ready(Ok(read));
-            }
-            let due = *self.due.get_or_insert_with(|| Instant::now() + limit);
-            let timer = match stream
-                .as_any_mut()
-                .downcast_mut::<super::l4::stream::Stream>()
-            {
-                Some(l4) => &mut l4.deadline,
-                None => self.own.get_or_insert_with(LazyDeadline::default),
-            };
-            timer.set(due);
-            timer.poll_expired(cx).map(|()| Err(Elapsed))
-        })
-        .await
+        let mut timer = match stream_timer(stream) {
+            Some(t) => std::mem::take(t),
+            None => self.own.take().unwrap_or_default(),
+        };
+        let due = &mut self.due;
+        let read = {
+            let mut read = std::pin::pin!(stream.read_buf(buf));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(read) = read.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(read));
+                }
+                timer.set(*due.get_or_insert_with(|| Instant::now() + limit));
+                timer.poll_expired(cx).map(|()| Err(Elapsed))
+            })
+            .await
+        };
+        match stream_timer(stream) {
+            Some(t) => *t = timer,
+            None => self.own = Some(timer),
+        }
+        read
     }
 }
 
-/// `AsyncReadExt::read_buf` as a poll (tokio's own steps).
-fn poll_read_buf<R: AsyncRead + Unpin + ?Sized>(
-    reader: &mut R,
-    cx: &mut Context<'_>,
-    buf: &mut BytesMut,
-) -> Poll<io::Result<usize>> {
-    if !buf.has_remaining_mut() {
-        return Poll::Ready(Ok(0));
-    }
-    let n = {
-        let dst = buf.chunk_mut();
-        // SAFETY: `UninitSlice` is a transparent wrapper of
-        // `[MaybeUninit<u8>]`; nothing uninitialised is read through it.
-        let dst = unsafe { &mut *(dst as *mut _ as *mut [MaybeUninit<u8>]) };
-        let mut rb = ReadBuf::uninit(dst);
-        let before = rb.filled().as_ptr();
-        ready!(Pin::new(reader).poll_read(cx, &mut rb))?;
-        // The reader must not have swapped the buffer.
-        assert_eq!(before, rb.filled().as_ptr());
-        rb.filled().len()
-    };
-    // SAFETY: `n` bytes of the spare capacity were initialised by the read.
-    unsafe { buf.advance_mut(n) };
-    Poll::Ready(Ok(n))
+/// The timer an l4 stream keeps for its life.
+fn stream_timer(stream: &mut super::Stream) -> Option<&mut LazyDeadline> {
+    let l4 = stream
+        .as_any_mut()
+        .downcast_mut::<super::l4::stream::Stream>()?;
+    Some(&mut l4.deadline)
 }
 
 #[cfg(test)]
