@@ -60,6 +60,9 @@ pub fn run(
             std::mem::take(&mut config.server)
         }
     };
+    // Nothing in bulb reads how long a stream's reads and writes waited:
+    // Pingora would read the clock twice for each one that waits.
+    pingora_core::protocols::l4::stream::set_pending_time_tracking(false);
     // Daemonizing moves to `/` unless `working_directory` says otherwise:
     // stay where bulb was started, so that relative paths (`-c bulb.yaml`,
     // certificates, logs) mean on reload and hand-over what they meant at

@@ -143,7 +143,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         // service loop instead lets an idle connection wait in
         // `wait_for_request`, at a fraction of the memory.
         let carry = guarded.carry.take();
-        let mut session = ServerSession::new_http1(guarded);
+        // Made in its box and handed over in it: the ~700-byte session is
+        // not copied per request.
+        let mut session = ServerSession::new_http1_boxed(guarded);
         match carry {
             Some(c) => c.apply_to_session(&mut session),
             None => session.set_pipelining_enabled(true),
@@ -152,7 +154,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
         let (stream, carry) = self
             .inner
-            .process_new_http(session, shutdown)
+            .process_new_http_boxed(session, shutdown)
             .await?
             .consume();
         let mut g = stream.into_any().downcast::<ClientStream>().ok()?;

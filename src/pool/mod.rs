@@ -178,14 +178,17 @@ impl Pool {
     /// can be tried: the caller answers without connecting.
     pub fn select(&self, key: &[u8], tried: &Tried) -> Option<Arc<BackendState>> {
         let m = self.members.load();
-        let now = now_ms();
+        // The clock is read only if a backend's passive ejection or a slow
+        // start needs it (once per pick at most).
+        let clock = std::cell::OnceCell::new();
+        let now = || *clock.get_or_init(now_ms);
         let fresh = tried.is_empty();
         let ramp = self.cfg.slow_start.map(|d| (d, now_us()));
         let ok = |s: &BackendState| {
-            s.available(now)
+            s.available_lazy(now)
                 && s.load.has_room()
                 && (fresh || !tried.contains(s.addr))
-                && ramp.is_none_or(|(d, at)| ramp_admits(s, d, at, &m.all, now))
+                && ramp.is_none_or(|(d, at)| ramp_admits(s, d, at, &m.all, now()))
         };
         let limit = walk_limit(self.cfg.algorithm, m.all.len());
         let scan = |backup: bool, f: &dyn Fn(&BackendState) -> bool| {

@@ -87,28 +87,35 @@ impl HopByHop {
     /// `switching`: a protocol switch (WebSocket), where `Upgrade` and
     /// `Connection: upgrade` must reach the other side.
     fn of(headers: &http::HeaderMap, switching: bool) -> Self {
+        // One pass over the names present (a request has a handful) instead
+        // of a hashed lookup per hop-by-hop name, most of which find nothing.
+        let mut fixed = [false; HOP_BY_HOP_COUNT];
+        let mut connection = false;
+        for name in headers.keys() {
+            connection |= *name == header::CONNECTION;
+            if let Some(i) = HOP_BY_HOP.iter().position(|n| n == name) {
+                let kept = switching && (*name == header::CONNECTION || *name == header::UPGRADE);
+                fixed[i] = !kept;
+            }
+        }
         let mut named: Vec<HeaderName> = Vec::new();
-        for v in headers.get_all(header::CONNECTION) {
-            for token in v.as_bytes().split(|&c| c == b',') {
-                let t = token.trim_ascii();
-                if t.is_empty()
-                    || t.eq_ignore_ascii_case(b"close")
-                    || t.eq_ignore_ascii_case(b"keep-alive")
-                    || (switching && t.eq_ignore_ascii_case(b"upgrade"))
-                {
-                    continue;
-                }
-                if let Ok(n) = HeaderName::from_bytes(t) {
-                    named.push(n);
+        if connection {
+            for v in headers.get_all(header::CONNECTION) {
+                for token in v.as_bytes().split(|&c| c == b',') {
+                    let t = token.trim_ascii();
+                    if t.is_empty()
+                        || t.eq_ignore_ascii_case(b"close")
+                        || t.eq_ignore_ascii_case(b"keep-alive")
+                        || (switching && t.eq_ignore_ascii_case(b"upgrade"))
+                    {
+                        continue;
+                    }
+                    if let Ok(n) = HeaderName::from_bytes(t) {
+                        named.push(n);
+                    }
                 }
             }
         }
-        let fixed = HOP_BY_HOP.each_ref().map(|n| {
-            let kept = switching && (*n == header::CONNECTION || *n == header::UPGRADE);
-            // A lookup first: cheaper than Pingora's remove, which also edits
-            // its case-preserving name map.
-            !kept && headers.contains_key(n)
-        });
         HopByHop { named, fixed }
     }
 

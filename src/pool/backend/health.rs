@@ -65,6 +65,17 @@ impl Health {
         self.healthy() && !self.ejected(now)
     }
 
+    /// [`Self::usable`], reading the clock only when it matters: a backend
+    /// that passive checks have not ejected (or that was restored) needs no
+    /// time.
+    pub fn usable_lazy(&self, now: impl FnOnce() -> u64) -> bool {
+        if !self.healthy() {
+            return false;
+        }
+        let until = self.ejected_until.load(Relaxed);
+        until == 0 || now() >= until
+    }
+
     /// When the backend last became usable ([`now_us`]).
     pub fn usable_since_us(&self) -> u64 {
         self.usable_since_us.load(Relaxed)
@@ -184,6 +195,17 @@ mod tests {
         // A passing probe proves it reachable again.
         h.record_probe(true, 2, 2);
         assert!(h.usable(now_ms()));
+    }
+
+    #[test]
+    fn the_lazy_check_reads_the_clock_only_for_an_ejection() {
+        let h = Health::new(Start::Usable);
+        assert!(h.usable_lazy(|| unreachable!("never ejected: no clock read")));
+        assert!(h.record_failure(passive(1), true));
+        let now = now_ms();
+        assert!(!h.usable_lazy(|| now));
+        assert!(h.usable_lazy(|| now + 3_600_000), "the window ends");
+        assert_eq!(h.usable_lazy(|| now), h.usable(now));
     }
 
     #[test]

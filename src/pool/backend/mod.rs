@@ -167,6 +167,12 @@ impl BackendState {
         self.health.usable(now) && self.admin.state() == AdminState::Active
     }
 
+    /// [`Self::available`], reading the clock (`now`) only if a passive
+    /// ejection could be in force.
+    pub fn available_lazy(&self, now: impl FnOnce() -> u64) -> bool {
+        self.admin.state() == AdminState::Active && self.health.usable_lazy(now)
+    }
+
     /// A request to this backend failed (`connect`: it could not even be
     /// reached; else a timeout or reset): counted, and held against it when
     /// `passive` checks are on. Returns true when this failure ejected it.

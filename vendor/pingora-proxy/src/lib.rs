@@ -566,9 +566,10 @@ where
             if let Some(uc) = self.inner.persist_connection_context(&session, ctx) {
                 persistent_settings.set_user_context(uc);
             }
+            // bulb patch: finished where it is, not moved out of its box.
             session
                 .downstream_session
-                .finish()
+                .finish_in_place()
                 .await
                 .ok()
                 .flatten()
@@ -1600,13 +1601,11 @@ where
     /// its box there, see box_in_place.rs).
     async fn serve_http(
         self: &Arc<Self>,
-        mut session: HttpSession,
+        mut session: Box<HttpSession>,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        // Extract user context from the previous request before the session is moved into the Box
+        // Extract user context from the previous request
         let prev_user_ctx = session.take_connection_user_context();
-
-        let session = Box::new(session);
 
         // TODO: keepalive pool, use stack
         let mut session = match self.handle_new_request(session).await {
@@ -1649,6 +1648,21 @@ where
     fn process_new_http<'life0, 'life1, 'async_trait>(
         self: &'life0 Arc<Self>,
         session: HttpSession,
+        shutdown: &'life1 ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        box_in_place::box_in_place(|| self.serve_http(Box::new(session), shutdown))
+    }
+
+    // bulb patch: a session made in its box (`ServerSession::new_http1_boxed`)
+    // stays there, not copied into a second one.
+    fn process_new_http_boxed<'life0, 'life1, 'async_trait>(
+        self: &'life0 Arc<Self>,
+        session: Box<HttpSession>,
         shutdown: &'life1 ShutdownWatch,
     ) -> Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'async_trait>>
     where

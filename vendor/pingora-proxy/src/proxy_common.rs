@@ -175,6 +175,28 @@ impl ConnectionNominations {
     }
 }
 
+/// Whether `req` has any header [sanitize_h1_upstream_request] could remove
+/// or act on: `Connection` (and so any name it nominates), the standard
+/// hop-by-hop headers, `Upgrade` and `HTTP2-Settings`. Without one, the
+/// sanitizing is a no-op.
+fn has_connection_specific_header(req: &RequestHeader) -> bool {
+    req.headers.keys().any(|name| {
+        matches!(
+            name.as_str(),
+            "connection"
+                | KEEP_ALIVE
+                | PROXY_CONNECTION
+                | "proxy-authenticate"
+                | "proxy-authorization"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | HTTP2_SETTINGS
+        )
+    })
+}
+
 fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {
     req.remove_header(KEEP_ALIVE);
     req.remove_header(PROXY_CONNECTION);
@@ -334,6 +356,12 @@ pub(crate) fn sanitize_h1_upstream_request(
     downstream_is_http11: bool,
 ) -> Result<()> {
     if policy == HttpUpstreamRequestPolicy::preserve() {
+        return Ok(());
+    }
+    // bulb patch: most requests carry none of the headers this policy acts
+    // on; one pass over the names present tells, instead of a dozen lookups
+    // (each hashing its name) that find nothing.
+    if !has_connection_specific_header(req) {
         return Ok(());
     }
 
@@ -559,6 +587,37 @@ mod tests {
                 .unwrap();
         }
         request
+    }
+
+    #[test]
+    fn each_connection_specific_header_is_still_sanitized() {
+        // bulb patch: the early return must not skip any header the policy acts on.
+        let names = [
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "Proxy-Authenticate",
+            "Proxy-Authorization",
+            "TE",
+            "Trailer",
+            "Transfer-Encoding",
+            "Upgrade",
+            "HTTP2-Settings",
+        ];
+        for name in names {
+            let mut request = request_with_headers(&[("Host", "a.example"), (name, "x")]);
+            assert!(has_connection_specific_header(&request), "{name}");
+            sanitize_h1_upstream_request(&mut request, HttpUpstreamRequestPolicy::standard(), true)
+                .unwrap();
+            assert!(!request.headers.contains_key(name), "{name} forwarded");
+            assert_eq!(request.headers[header::HOST], "a.example");
+        }
+        // A request without any is left as it is.
+        let mut request = request_with_headers(&[("Host", "a.example"), ("Accept", "*/*")]);
+        assert!(!has_connection_specific_header(&request));
+        sanitize_h1_upstream_request(&mut request, HttpUpstreamRequestPolicy::standard(), true)
+            .unwrap();
+        assert_eq!(request.headers.len(), 2);
     }
 
     #[test]

@@ -229,6 +229,21 @@ pub trait HttpServerApp {
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream>;
 
+    /// [Self::process_new_http] for a session already in a box (bulb patch,
+    /// see [ServerSession::new_http1_boxed]). By default the session is
+    /// moved out of its box; an app that keeps sessions boxed (as
+    /// pingora-proxy does) takes the box as it is.
+    async fn process_new_http_boxed(
+        self: &Arc<Self>,
+        session: Box<ServerSession>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream>
+    where
+        Self: Send + Sync,
+    {
+        self.process_new_http(*session, shutdown).await
+    }
+
     /// Provide options on how HTTP/2 connection should be established. This function will be called
     /// every time a new HTTP/2 **connection** needs to be established.
     ///

@@ -15,6 +15,7 @@
 //! Abstractions and implementations for protocols including TCP, TLS and HTTP
 
 pub mod deadline;
+pub mod detached;
 mod digest;
 pub mod http;
 pub mod l4;

@@ -66,6 +66,16 @@ impl Session {
         Self::H1(SessionV1::new(stream))
     }
 
+    /// [Self::new_http1], made in its box (bulb patch): the session (~700
+    /// bytes) is written where it stays instead of built on the stack and
+    /// copied into a box by whoever keeps it (as pingora-proxy does).
+    pub fn new_http1_boxed(stream: Stream) -> Box<Self> {
+        let mut boxed = Box::<Self>::new_uninit();
+        boxed.write(Self::new_http1(stream));
+        // SAFETY: written just above.
+        unsafe { boxed.assume_init() }
+    }
+
     /// Create a new [`Session`] from an established HTTP/2 stream
     pub fn new_http2(session: SessionV2) -> Self {
         Self::H2(session)
@@ -265,22 +275,29 @@ impl Session {
     /// otherwise None.
     /// For H2, always return None because H2 stream is not reusable.
     /// For subrequests, there is no true underlying stream to return.
-    pub async fn finish(self) -> Result<Option<ReusableHttpStream>> {
+    pub async fn finish(mut self) -> Result<Option<ReusableHttpStream>> {
+        self.finish_in_place().await
+    }
+
+    /// [Self::finish] without consuming the session (bulb patch: a boxed
+    /// session is not moved out of its box for it). The session is fit only
+    /// to be dropped after.
+    pub async fn finish_in_place(&mut self) -> Result<Option<ReusableHttpStream>> {
         match self {
-            Self::H1(mut s) => {
+            Self::H1(s) => {
                 // need to flush body due to buffering
                 s.finish_body().await?;
-                s.reuse().await
+                s.reuse_in_place().await
             }
-            Self::H2(mut s) => {
+            Self::H2(s) => {
                 s.finish()?;
                 Ok(None)
             }
-            Self::Subrequest(mut s) => {
+            Self::Subrequest(s) => {
                 s.finish().await?;
                 Ok(None)
             }
-            Self::Custom(mut s) => {
+            Self::Custom(s) => {
                 s.finish().await?;
                 Ok(None)
             }

@@ -941,6 +941,24 @@ struct AccumulatedDuration {
     last_start: Option<Instant>,
 }
 
+// bulb patch: the read and write pending times cost two clock reads for each
+// read or write that has to wait (most reads of a proxy do), for numbers a
+// program may never look at. On by default, as in Pingora.
+static TRACK_PENDING_TIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether streams measure how long their reads and writes wait
+/// ([GetTimingDigest::get_read_pending_time] and
+/// [GetTimingDigest::get_write_pending_time]; on by default). A program that
+/// never reads those can turn it off, for the whole process, before it
+/// serves: the times then stay zero.
+pub fn set_pending_time_tracking(on: bool) {
+    TRACK_PENDING_TIME.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn tracks_pending_time() -> bool {
+    TRACK_PENDING_TIME.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl AccumulatedDuration {
     fn new() -> Self {
         AccumulatedDuration {
@@ -962,6 +980,9 @@ impl AccumulatedDuration {
     }
 
     fn poll_write_time(&mut self, result: &Poll<io::Result<usize>>, buf_size: usize) {
+        if !tracks_pending_time() {
+            return;
+        }
         match result {
             Poll::Ready(Ok(n)) => {
                 if *n == buf_size {
@@ -979,6 +1000,9 @@ impl AccumulatedDuration {
     }
 
     fn poll_time(&mut self, result: &Poll<io::Result<()>>) {
+        if !tracks_pending_time() {
+            return;
+        }
         match result {
             Poll::Ready(_) => {
                 self.stop();

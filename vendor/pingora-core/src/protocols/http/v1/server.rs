@@ -874,12 +874,13 @@ impl HttpSession {
             /* update headers */
             header.insert_header(header::DATE, date::get_cached_date())?;
 
-            // TODO: make these lazy static
-            let connection_value = if self.will_keepalive() {
+            // bulb patch: static values, not copied into a new allocation
+            // per response as a `&str` value is.
+            let connection_value = HeaderValue::from_static(if self.will_keepalive() {
                 "keep-alive"
             } else {
                 "close"
-            };
+            });
             header.insert_header(header::CONNECTION, connection_value)?;
         }
 
@@ -1474,6 +1475,14 @@ impl HttpSession {
     /// returned. If there was an error while draining any remaining request body that error will
     /// be returned.
     pub async fn reuse(mut self) -> Result<Option<ReusableHttpStream>> {
+        self.reuse_in_place().await
+    }
+
+    /// [Self::reuse] without consuming the session (bulb patch): the stream
+    /// is taken out (a [Detached](crate::protocols::detached::Detached) is
+    /// left in its place) rather than the whole session moved into the
+    /// future that hands it on. The session is fit only to be dropped after.
+    pub async fn reuse_in_place(&mut self) -> Result<Option<ReusableHttpStream>> {
         if !self.will_keepalive() {
             debug!("HTTP shutdown connection");
             self.shutdown().await;
@@ -1496,10 +1505,11 @@ impl HttpSession {
                 if let Some(head) = self.response_written.take() {
                     pingora_http::recycle::recycle_response(head);
                 }
-                Ok(Some(ReusableHttpStream::new(
-                    self.underlying_stream,
-                    pipelined_prefix,
-                )))
+                let stream = std::mem::replace(
+                    &mut self.underlying_stream,
+                    Box::new(crate::protocols::detached::Detached),
+                );
+                Ok(Some(ReusableHttpStream::new(stream, pipelined_prefix)))
             }
         }
     }
