@@ -12,6 +12,7 @@ use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType,
 };
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -143,10 +144,21 @@ impl ClientStream {
         let got = match stop {
             None => self.fill_ahead_in_time(1).await,
             Some(shutdown) => {
-                let mut sd = shutdown.clone();
-                tokio::select! {
-                    got = self.fill_ahead_in_time(1) => got,
-                    _ = sd.changed() => false,
+                // Under load the next request is often there already: only a
+                // wait that has to block also listens for the shutdown (a
+                // watch receiver cloned and registered per wait otherwise).
+                let fill = self.fill_ahead_in_time(1);
+                tokio::pin!(fill);
+                match std::future::poll_fn(|cx| Poll::Ready(fill.as_mut().poll(cx))).await {
+                    Poll::Ready(got) => got,
+                    Poll::Pending => {
+                        let mut sd = shutdown.clone();
+                        tokio::select! {
+                            biased;
+                            got = &mut fill => got,
+                            _ = sd.changed() => false,
+                        }
+                    }
                 }
             }
         };

@@ -130,7 +130,11 @@ impl HttpSession {
         // init body writer
         self.init_req_body_writer(&req);
 
-        let to_wire = http_req_header_to_wire(&req).ok_or_else(|| {
+        // bulb patch: serialized into the thread's head buffer (head_buf.rs).
+        let to_wire = super::head_buf::serialize(512, |buf| {
+            http_req_header_to_buf(&req, buf).then_some(()).ok_or(())
+        })
+        .map_err(|()| {
             Error::explain(
                 InvalidHTTPHeader,
                 "request-line contains forbidden delimiter bytes or unsupported HTTP version",
@@ -949,7 +953,12 @@ pub(crate) fn request_target_has_forbidden_byte(path: &[u8]) -> bool {
 #[inline]
 pub fn http_req_header_to_wire(req: &RequestHeader) -> Option<BytesMut> {
     let mut buf = BytesMut::with_capacity(512);
+    http_req_header_to_buf(req, &mut buf).then_some(buf)
+}
 
+/// [http_req_header_to_wire] into `buf` (bulb patch); false where that
+/// returns `None` (`buf` may then hold part of the head).
+fn http_req_header_to_buf(req: &RequestHeader, buf: &mut BytesMut) -> bool {
     // Request-Line
     let method = req.method.as_str().as_bytes();
     buf.put_slice(method);
@@ -957,7 +966,7 @@ pub fn http_req_header_to_wire(req: &RequestHeader) -> Option<BytesMut> {
 
     let path = req.raw_path();
     if request_target_has_forbidden_byte(path) {
-        return None;
+        return false;
     }
     buf.put_slice(path);
     buf.put_u8(b' ');
@@ -968,16 +977,16 @@ pub fn http_req_header_to_wire(req: &RequestHeader) -> Option<BytesMut> {
         Version::HTTP_11 => "HTTP/1.1",
         Version::HTTP_2 => "HTTP/2",
         _ => {
-            return None; /*TODO: unsupported version */
+            return false; /*TODO: unsupported version */
         }
     };
     buf.put_slice(version.as_bytes());
     buf.put_slice(CRLF);
 
     // headers
-    req.header_to_h1_wire(&mut buf);
+    req.header_to_h1_wire(buf);
     buf.put_slice(CRLF);
-    Some(buf)
+    true
 }
 
 impl UniqueID for HttpSession {

@@ -18,6 +18,7 @@ pub(crate) mod body;
 pub mod client;
 pub mod common;
 pub(crate) mod header;
+mod head_buf;
 pub mod server;
 
 /// Test utilities shared across HTTP/1.x unit tests

@@ -936,10 +936,12 @@ impl HttpSession {
             self.set_keepalive(None);
         }
 
-        // Serialize header to bytes
-        let mut write_buf = BytesMut::with_capacity(INIT_HEADER_BUF_SIZE);
-        http_resp_header_to_buf(header, &mut write_buf)
-            .map_err(|_| Error::explain(WriteError, "serializing response header"))?;
+        // Serialize header to bytes (bulb patch: into the thread's head
+        // buffer, see head_buf.rs)
+        let write_buf = super::head_buf::serialize(INIT_HEADER_BUF_SIZE, |buf| {
+            http_resp_header_to_buf(header, buf)
+        })
+        .map_err(|_| Error::explain(WriteError, "serializing response header"))?;
 
         // Determine if we should flush
         // Don't have to flush response with content length because it is less
@@ -949,7 +951,7 @@ impl HttpSession {
         let should_flush = header.status.is_informational()
             || header.headers.get(header::CONTENT_LENGTH).is_none();
 
-        Ok(Some((write_buf.freeze(), should_flush)))
+        Ok(Some((write_buf, should_flush)))
     }
 
     fn init_body_writer(&mut self, header: &ResponseHeader) {
