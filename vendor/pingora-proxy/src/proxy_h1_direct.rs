@@ -20,6 +20,7 @@
 use super::*;
 use crate::proxy_cache::{range_filter::RangeBodyFilter, ServeFromCache};
 use crate::proxy_h1::send_body_to1;
+use futures::FutureExt;
 
 impl<SV, C> HttpProxy<SV, C>
 where
@@ -98,27 +99,49 @@ where
                 Ok(task) => task,
                 Err(e) => return Err(send_error.unwrap_or(e).into_up()),
             };
-            let upstream_done = task.is_end();
-            #[cfg(feature = "upstream_modules")]
-            if let HttpTask::Header(header, end_of_stream) = &task {
-                self.inner
-                    .adjust_upstream_modules(session, header, *end_of_stream, ctx)
+            let mut upstream_done = task.is_end();
+            let mut batch = Vec::with_capacity(2);
+            loop {
+                #[cfg(feature = "upstream_modules")]
+                if let HttpTask::Header(header, end_of_stream) = &task {
+                    self.inner
+                        .adjust_upstream_modules(session, header, *end_of_stream, ctx)
+                        .await?;
+                }
+                #[cfg(feature = "upstream_modules")]
+                session.upstream_modules_filter_task(&mut task).await?;
+                session.upstream_compression.response_filter(&mut task);
+                let filtered = self
+                    .h1_response_filter(
+                        session,
+                        task,
+                        ctx,
+                        &mut serve_from_cache,
+                        &mut range_body_filter,
+                        false,
+                    )
                     .await?;
+                batch.push(filtered);
+                // A head whose first body bytes were read with it is written
+                // together with them (one write, see pingora-core's
+                // `write_head_with_body`): the next task is taken only if it
+                // is there without waiting.
+                if batch.len() > 1 || upstream_done || !matches!(batch[0], HttpTask::Header(..)) {
+                    break;
+                }
+                match client_session.read_response_task_handover().now_or_never() {
+                    None => break,
+                    Some(Ok(next)) => {
+                        task = next;
+                        upstream_done = task.is_end();
+                    }
+                    Some(Err(e)) => {
+                        session.write_response_tasks(batch).await?;
+                        return Err(send_error.unwrap_or(e).into_up());
+                    }
+                }
             }
-            #[cfg(feature = "upstream_modules")]
-            session.upstream_modules_filter_task(&mut task).await?;
-            session.upstream_compression.response_filter(&mut task);
-            let task = self
-                .h1_response_filter(
-                    session,
-                    task,
-                    ctx,
-                    &mut serve_from_cache,
-                    &mut range_body_filter,
-                    false,
-                )
-                .await?;
-            let downstream_done = session.write_response_tasks(vec![task]).await?;
+            let downstream_done = session.write_response_tasks(batch).await?;
             if upstream_done {
                 break;
             }

@@ -1366,6 +1366,49 @@ impl BodyWriter {
         }
     }
 
+    /// [Self::write_body] with `prefix` (a message head) written first
+    /// (bulb patch): with a Content-Length body both go in one vectored
+    /// write, where a head left in the stream's write buffer was otherwise
+    /// sent on its own before a body larger than that buffer (one more
+    /// `sendto` per response). Other framings write the prefix, then the
+    /// body, as before. The caller flushes as it would after a head.
+    pub async fn write_body_after<S>(
+        &mut self,
+        stream: &mut S,
+        prefix: &[u8],
+        buf: &[u8],
+    ) -> Result<Option<usize>>
+    where
+        S: AsyncWrite + Unpin + Send,
+    {
+        let BM::ContentLength(total, written) = self.body_mode else {
+            stream
+                .write_all(prefix)
+                .await
+                .or_err(WriteError, "writing response header")?;
+            // An empty chunk would end a chunked body.
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return self.write_body(stream, buf).await;
+        };
+        let to_write = buf.len().min(total.saturating_sub(written));
+        if to_write < buf.len() {
+            warn!("Trying to write data over content-length: {total}");
+        }
+        write_all_pair(stream, prefix, &buf[..to_write])
+            .await
+            .or_err(WriteError, "while writing body")?;
+        if written >= total {
+            return Ok(None);
+        }
+        self.body_mode = BM::ContentLength(total, written + to_write);
+        if self.finished() {
+            stream.flush().await.or_err(WriteError, "flushing body")?;
+        }
+        Ok(Some(to_write))
+    }
+
     pub fn finished(&self) -> bool {
         match self.body_mode {
             BM::Complete(_) => true,
@@ -2058,6 +2101,28 @@ impl BodyWriter {
             }
         }
     }
+}
+
+/// `a` then `b`, in vectored writes until both are written (bulb patch).
+async fn write_all_pair<S>(stream: &mut S, mut a: &[u8], mut b: &[u8]) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin + Send,
+{
+    while !a.is_empty() {
+        let n = stream
+            .write_vectored(&[std::io::IoSlice::new(a), std::io::IoSlice::new(b)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        if n < a.len() {
+            a = &a[n..];
+        } else {
+            b = &b[n - a.len()..];
+            a = &[];
+        }
+    }
+    stream.write_all(b).await
 }
 
 #[cfg(test)]

@@ -1602,6 +1602,14 @@ impl HttpSession {
             return self.response_duplex(tasks.pop().unwrap()).await;
         }
 
+        // bulb patch: a final response head with its first body in one batch
+        // goes out in one write with that body (see `write_head_with_body`).
+        if matches!(tasks.first(), Some(HttpTask::Header(h, _)) if !h.status.is_informational())
+            && tasks[1..].iter().all(|t| matches!(t, HttpTask::Body(..)))
+        {
+            return self.write_head_with_body(tasks).await;
+        }
+
         let mut end_stream = false;
         for task in tasks.into_iter() {
             end_stream = match task {
@@ -1633,6 +1641,68 @@ impl HttpSession {
             }
         }
         self.write_body_buf().await.map_err(|e| e.into_down())?;
+        if end_stream {
+            // no-op if body wasn't initialized or is finished already
+            self.finish_body().await.map_err(|e| e.into_down())?;
+        }
+        Ok(end_stream || self.body_writer.finished())
+    }
+
+    /// [Self::response_duplex_vec] for a final response head followed by body
+    /// only (bulb patch): the head is prepared as `write_response_header`
+    /// does, the body buffered as before, and both written together
+    /// ([BodyWriter::write_body_after]) instead of the head into the write
+    /// buffer and the body after it, which sent the head on its own whenever
+    /// the body was larger than the buffer.
+    async fn write_head_with_body(&mut self, tasks: Vec<HttpTask>) -> Result<bool> {
+        let mut tasks = tasks.into_iter();
+        let Some(HttpTask::Header(mut header, mut end_stream)) = tasks.next() else {
+            unreachable!("checked by the caller");
+        };
+        let prepared = self
+            .prepare_response_header(&mut header)
+            .map_err(|e| e.into_down())?;
+        for task in tasks {
+            if let HttpTask::Body(data, end) = task {
+                self.buffer_body_data(data, false);
+                end_stream = end;
+            }
+        }
+        let Some((head, flush)) = prepared else {
+            // The head was not to be sent (one already was): the body alone.
+            self.write_body_buf().await.map_err(|e| e.into_down())?;
+            if end_stream {
+                self.finish_body().await.map_err(|e| e.into_down())?;
+            }
+            return Ok(end_stream || self.body_writer.finished());
+        };
+        let body = std::mem::take(&mut self.body_write_buf);
+        let limit = self.write_timeout(head.len() + body.len());
+        let write = self
+            .body_writer
+            .write_body_after(&mut self.underlying_stream, &head, &body);
+        let written = match limit {
+            Some(t) => match timeout(t, write).await {
+                Ok(res) => res,
+                Err(_) => {
+                    Error::e_explain(WriteTimedout, format!("writing response, timeout: {t:?}"))
+                }
+            },
+            None => write.await,
+        };
+        // Keep the buffer's room for the next body.
+        self.body_write_buf = body;
+        self.body_write_buf.clear();
+        if let Some(n) = written.map_err(|e| e.into_down())? {
+            self.body_bytes_sent += n;
+        }
+        if flush || self.body_writer.finished() {
+            self.underlying_stream
+                .flush()
+                .await
+                .or_err(WriteError, "flushing response header")?;
+        }
+        self.response_written = Some(header);
         if end_stream {
             // no-op if body wasn't initialized or is finished already
             self.finish_body().await.map_err(|e| e.into_down())?;
@@ -2859,6 +2929,75 @@ mod tests_stream {
         assert_eq!(wire_body.len(), n);
         let n = http_stream.finish_body().await.unwrap().unwrap();
         assert_eq!(wire_body.len(), n);
+    }
+
+    // bulb patch: `write_head_with_body`.
+    #[tokio::test]
+    async fn a_head_with_its_body_in_one_batch_is_written_whole() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+        let mock_io = Builder::new()
+            .read(b"GET / HTTP/1.1\r\n\r\n")
+            .write(head)
+            .write(b"hello")
+            .build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.read_request().await.unwrap();
+        http_stream.update_resp_headers = false;
+        let mut response = ResponseHeader::build(StatusCode::OK, None).unwrap();
+        response.append_header("Content-Length", "5").unwrap();
+        let done = http_stream
+            .response_duplex_vec(vec![
+                HttpTask::Header(Box::new(response), false),
+                HttpTask::Body(Some(Bytes::from_static(b"hel")), false),
+                HttpTask::Body(Some(Bytes::from_static(b"lo")), true),
+            ])
+            .await
+            .unwrap();
+        assert!(done);
+        assert_eq!(http_stream.body_bytes_sent(), 5);
+        assert!(http_stream.response_written().is_some());
+
+        // A chunked head whose first body chunk is empty (a compressor that
+        // has not emitted yet): the head alone, the body not ended.
+        let mock_io = Builder::new()
+            .read(b"GET / HTTP/1.1\r\n\r\n")
+            .write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.read_request().await.unwrap();
+        http_stream.update_resp_headers = false;
+        let mut response = ResponseHeader::build(StatusCode::OK, None).unwrap();
+        response
+            .append_header("Transfer-Encoding", "chunked")
+            .unwrap();
+        let done = http_stream
+            .response_duplex_vec(vec![
+                HttpTask::Header(Box::new(response), false),
+                HttpTask::Body(Some(Bytes::new()), false),
+            ])
+            .await
+            .unwrap();
+        assert!(!done, "the chunked body is not over");
+
+        // A HEAD request's response: the head alone, the body dropped.
+        let mock_io = Builder::new()
+            .read(b"HEAD / HTTP/1.1\r\n\r\n")
+            .write(head)
+            .build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.read_request().await.unwrap();
+        http_stream.update_resp_headers = false;
+        let mut response = ResponseHeader::build(StatusCode::OK, None).unwrap();
+        response.append_header("Content-Length", "5").unwrap();
+        let done = http_stream
+            .response_duplex_vec(vec![
+                HttpTask::Header(Box::new(response), false),
+                HttpTask::Body(Some(Bytes::from_static(b"hello")), true),
+            ])
+            .await
+            .unwrap();
+        assert!(done);
+        assert_eq!(http_stream.body_bytes_sent(), 0);
     }
 
     #[tokio::test]
