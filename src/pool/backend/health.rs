@@ -62,7 +62,7 @@ impl Health {
 
     /// Usable for new requests: actively healthy and not passively ejected.
     pub fn usable(&self, now: u64) -> bool {
-        self.healthy() && !self.ejected(now)
+        self.usable_lazy(|| now)
     }
 
     /// [`Self::usable`], reading the clock only when it matters: a backend

@@ -164,7 +164,7 @@ impl BackendState {
     /// Whether new work may go here at `now` ([`crate::clock::now_ms`]): usable, and not
     /// drained or disabled by an operator (health checks go on either way).
     pub fn available(&self, now: u64) -> bool {
-        self.health.usable(now) && self.admin.state() == AdminState::Active
+        self.available_lazy(|| now)
     }
 
     /// [`Self::available`], reading the clock (`now`) only if a passive

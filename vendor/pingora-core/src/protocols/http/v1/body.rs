@@ -1396,7 +1396,10 @@ impl BodyWriter {
         if to_write < buf.len() {
             warn!("Trying to write data over content-length: {total}");
         }
-        write_all_pair(stream, prefix, &buf[..to_write])
+        // One vectored write of both where the stream takes them (tokio's
+        // `write_all_buf` over the chain).
+        stream
+            .write_all_buf(&mut Buf::chain(prefix, &buf[..to_write]))
             .await
             .or_err(WriteError, "while writing body")?;
         if written >= total {
@@ -2101,28 +2104,6 @@ impl BodyWriter {
             }
         }
     }
-}
-
-/// `a` then `b`, in vectored writes until both are written (bulb patch).
-async fn write_all_pair<S>(stream: &mut S, mut a: &[u8], mut b: &[u8]) -> std::io::Result<()>
-where
-    S: AsyncWrite + Unpin + Send,
-{
-    while !a.is_empty() {
-        let n = stream
-            .write_vectored(&[std::io::IoSlice::new(a), std::io::IoSlice::new(b)])
-            .await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        if n < a.len() {
-            a = &a[n..];
-        } else {
-            b = &b[n - a.len()..];
-            a = &[];
-        }
-    }
-    stream.write_all(b).await
 }
 
 #[cfg(test)]
