@@ -2,12 +2,16 @@
 //! (vendor/pingora-http PATCH.md, "Recycled heads"): every request on a
 //! kept-alive client connection, forwarded over a pooled backend connection,
 //! reaches the backend with exactly its own header lines, in its own case and
-//! order — nothing left over from an earlier request's head.
+//! order — nothing left over from an earlier request's head — and each
+//! response reaches the client with the backend's header lines spelled as the
+//! backend spelled them (vendor/pingora-http PATCH.md, "Header-name case kept
+//! only where it is not the usual one").
 
 mod common;
+use common::canned::{Canned, Page};
 use common::recorder::Recorder;
 use common::*;
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
 /// The names bulb adds to every forwarded request.
@@ -92,6 +96,11 @@ fn each_request_on_a_kept_alive_connection_carries_only_its_own_headers() {
             "request {i}"
         );
         assert_eq!(got.headers("x-real-ip"), vec!["127.0.0.1"], "request {i}");
+        // bulb's own lines are spelled as the SPEC spells them.
+        assert!(all.contains(&"X-Real-IP: 127.0.0.1"), "{}", got.head);
+        assert!(all.contains(&"X-Forwarded-Proto: http"), "{}", got.head);
+        assert!(all.iter().any(|l| l.starts_with("X-Forwarded-For: ")));
+        assert!(all.iter().any(|l| l.starts_with("X-Request-Id: ")));
         assert_eq!(
             all.len(),
             own.len() + ADDED.len(),
@@ -100,4 +109,68 @@ fn each_request_on_a_kept_alive_connection_carries_only_its_own_headers() {
         );
     }
     assert_eq!(recorded[2].body, b"abc");
+}
+
+/// The header lines of one response read from `r` (status line left out),
+/// after its body is read.
+fn response_lines(r: &mut impl BufRead) -> Vec<String> {
+    let mut status = String::new();
+    r.read_line(&mut status).expect("status line");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let (mut lines, mut len) = (Vec::new(), 0usize);
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("a header line");
+        let line = line.trim_end_matches("\r\n").to_string();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().expect("a length");
+        }
+        lines.push(line);
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).expect("the body");
+    lines
+}
+
+#[test]
+fn each_response_reaches_the_client_spelled_as_the_backend_spelled_it() {
+    let odd = [
+        "content-type: text/plain",
+        "X-Mixed-CASE: 1",
+        "x-dup: a",
+        "X-DUP: b",
+        "Etag: \"go\"",
+    ];
+    let usual = [
+        "Content-Type: text/plain",
+        "ETag: \"v\"",
+        "Last-Modified: x",
+    ];
+    let site = Canned::start(vec![
+        Page::new("/odd", &odd, "odd"),
+        Page::new("/usual", &usual, "usual"),
+    ]);
+    let bulb = Bulb::start(&Conf::addrs(&[site.addr]).yaml());
+    let mut client = TcpStream::connect(bulb.addr).expect("connect");
+    let mut answers = BufReader::new(client.try_clone().expect("clone"));
+    for (path, want) in [
+        ("/odd", &odd[..]),
+        ("/usual", &usual[..]),
+        ("/odd", &odd[..]),
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
+        client.write_all(request.as_bytes()).expect("send");
+        let got = response_lines(&mut answers);
+        let from_backend: Vec<&str> = got
+            .iter()
+            .map(String::as_str)
+            .filter(|l| want.iter().any(|w| w.eq_ignore_ascii_case(l)))
+            .collect();
+        assert_eq!(&from_backend, want, "{path}: {got:?}");
+        let length = format!("Content-Length: {}", if path == "/odd" { 3 } else { 5 });
+        assert!(got.contains(&length), "{path}: {got:?}");
+    }
 }

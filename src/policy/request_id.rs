@@ -11,7 +11,7 @@ use pingora_http::{RequestHeader, StaticHeader};
 pub static NAME: HeaderName = HeaderName::from_static("x-request-id");
 /// The header's name for Pingora's `insert_header`, which then allocates
 /// nothing for it (vendor/pingora-http/PATCH.md).
-pub const NAME_STR: StaticHeader = StaticHeader(&NAME, "x-request-id");
+pub const NAME_STR: StaticHeader = StaticHeader(&NAME, "X-Request-Id");
 
 /// Whether `v` is an id bulb keeps.
 pub fn valid(v: &[u8]) -> bool {

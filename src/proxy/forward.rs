@@ -30,9 +30,9 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 // Names known when compiling: inserting them allocates nothing for the name
 // (vendor/pingora-http/PATCH.md; a `&str` or `HeaderName` is copied and
 // parsed again).
-const XFF: StaticHeader = StaticHeader(&X_FORWARDED_FOR, "x-forwarded-for");
-const XFP: StaticHeader = StaticHeader(&X_FORWARDED_PROTO, "x-forwarded-proto");
-const XRI: StaticHeader = StaticHeader(&X_REAL_IP, "x-real-ip");
+const XFF: StaticHeader = StaticHeader(&X_FORWARDED_FOR, "X-Forwarded-For");
+const XFP: StaticHeader = StaticHeader(&X_FORWARDED_PROTO, "X-Forwarded-Proto");
+const XRI: StaticHeader = StaticHeader(&X_REAL_IP, "X-Real-IP");
 
 /// An address as text, formatted on the stack (no allocation).
 struct IpText {

@@ -33,6 +33,16 @@ impl CaseHeaderName {
     pub fn from_slice(buf: &[u8]) -> Self {
         CaseHeaderName(Bytes::copy_from_slice(buf))
     }
+
+    /// bulb patch (PATCH.md): a case name of static bytes.
+    pub fn from_static(name: &'static str) -> Self {
+        CaseHeaderName(Bytes::from_static(name.as_bytes()))
+    }
+
+    /// bulb patch (PATCH.md): a case name of the given bytes.
+    pub fn from_bytes(name: Bytes) -> Self {
+        CaseHeaderName(name)
+    }
 }
 
 /// A trait that converts into case-sensitive header names.
@@ -44,6 +54,33 @@ pub trait IntoCaseHeaderName {
     /// standard table, allocate) it again. `None`: parse the case name.
     fn header_name(&self) -> Option<HeaderName> {
         None
+    }
+
+    /// bulb patch (PATCH.md): the bytes [`Self::into_case_header_name`] would
+    /// hold, when they can be seen without making it, so that a name spelled
+    /// the usual way is never made into a case name. `None`: make it.
+    fn case_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// bulb patch (PATCH.md): a header name parsed out of a read buffer, made into
+/// a case name (a slice of the buffer) only if its spelling is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ParsedName<'a> {
+    /// The buffer the name was read into.
+    pub buf: &'a Bytes,
+    /// The name, a part of `buf`.
+    pub name: &'a [u8],
+}
+
+impl IntoCaseHeaderName for ParsedName<'_> {
+    fn into_case_header_name(self) -> CaseHeaderName {
+        CaseHeaderName(self.buf.slice_ref(self.name))
+    }
+
+    fn case_bytes(&self) -> Option<&[u8]> {
+        Some(self.name)
     }
 }
 
@@ -65,11 +102,19 @@ impl IntoCaseHeaderName for StaticHeader {
     fn header_name(&self) -> Option<HeaderName> {
         Some(self.0.clone())
     }
+
+    fn case_bytes(&self) -> Option<&[u8]> {
+        Some(self.1.as_bytes())
+    }
 }
 
 impl IntoCaseHeaderName for CaseHeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         self
+    }
+
+    fn case_bytes(&self) -> Option<&[u8]> {
+        Some(&self.0)
     }
 }
 
@@ -77,11 +122,19 @@ impl IntoCaseHeaderName for String {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(self.into())
     }
+
+    fn case_bytes(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
+    }
 }
 
 impl IntoCaseHeaderName for &'static str {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(self.into())
+    }
+
+    fn case_bytes(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
     }
 }
 
@@ -89,17 +142,45 @@ impl IntoCaseHeaderName for HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(titled_header_name(&self))
     }
+
+    fn header_name(&self) -> Option<HeaderName> {
+        Some(self.clone())
+    }
+
+    fn case_bytes(&self) -> Option<&[u8]> {
+        Some(
+            titled_header_name_str(self)
+                .unwrap_or(self.as_str())
+                .as_bytes(),
+        )
+    }
 }
 
 impl IntoCaseHeaderName for &HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(titled_header_name(self))
     }
+
+    fn header_name(&self) -> Option<HeaderName> {
+        Some((*self).clone())
+    }
+
+    fn case_bytes(&self) -> Option<&[u8]> {
+        Some(
+            titled_header_name_str(self)
+                .unwrap_or(self.as_str())
+                .as_bytes(),
+        )
+    }
 }
 
 impl IntoCaseHeaderName for Bytes {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(self)
+    }
+
+    fn case_bytes(&self) -> Option<&[u8]> {
+        Some(self)
     }
 }
 

@@ -42,9 +42,10 @@ pub mod authority;
 use authority::{raw_target_authority, RawTargetAuthority};
 
 mod case_header_name;
+mod case_names;
 pub mod recycle;
 use case_header_name::CaseHeaderName;
-pub use case_header_name::{IntoCaseHeaderName, StaticHeader};
+pub use case_header_name::{IntoCaseHeaderName, ParsedName, StaticHeader};
 
 pub mod prelude {
     pub use crate::RequestHeader;
@@ -60,7 +61,8 @@ Hopefully this property makes sure this map of header names always iterates in t
 same order of the map of header values.
 This idea is inspaired by hyper @nox
 */
-type CaseMap = HMap<CaseHeaderName>;
+// bulb patch (PATCH.md): only the names not spelled the usual way.
+type CaseMap = case_names::CaseNames;
 
 pub enum HeaderNameVariant<'a> {
     Case(&'a CaseHeaderName),
@@ -168,9 +170,7 @@ impl RequestHeader {
         size_hint: Option<usize>,
     ) -> Result<Self> {
         let mut req = Self::build_no_case(method, path, size_hint)?;
-        req.header_name_map = Some(CaseMap::with_capacity(http_header_map_upper_bound(
-            size_hint,
-        )));
+        req.header_name_map = Some(CaseMap::default());
         Ok(req)
     }
 
@@ -251,7 +251,9 @@ impl RequestHeader {
     /// Otherwise returns an empty iterator.
     ///
     /// Headers of the same name are visited in insertion order.
-    pub fn case_header_iter(&self) -> impl Iterator<Item = (&CaseHeaderName, &HeaderValue)> + '_ {
+    ///
+    /// bulb patch (PATCH.md): the names are owned, as a name spelled the usual way is not kept.
+    pub fn case_header_iter(&self) -> impl Iterator<Item = (CaseHeaderName, &HeaderValue)> + '_ {
         case_header_iter(self.header_name_map.as_ref(), &self.base.headers)
     }
 
@@ -268,13 +270,18 @@ impl RequestHeader {
         let value_map = &self.base.headers;
 
         if let Some(key_map) = key_map {
-            let iter = key_map.iter().zip(value_map.iter());
-            for ((header, case_header), (header2, val)) in iter {
-                if header != header2 {
-                    // in case the header iteration order changes in future versions of HMap
-                    panic!("header iter mismatch {}, {}", header, header2)
+            // bulb patch (PATCH.md): a name spelled the usual way is not kept.
+            let mut spelled = Vec::new();
+            for (kept, header, val) in key_map.iter(value_map) {
+                match kept {
+                    Some(case_header) => f(HeaderNameVariant::Case(case_header), val)?,
+                    None => {
+                        spelled.clear();
+                        case_names::put_canonical(header, &mut spelled);
+                        let titled = std::str::from_utf8(&spelled).unwrap_or(header.as_str());
+                        f(HeaderNameVariant::Titled(titled), val)?
+                    }
                 }
-                f(HeaderNameVariant::Case(case_header), val)?;
             }
         } else {
             for (header, value) in value_map {
@@ -508,9 +515,7 @@ impl From<Box<ResponseHeader>> for Box<RespParts> {
 impl ResponseHeader {
     fn new(size_hint: Option<usize>) -> Self {
         let mut resp_header = Self::new_no_case(size_hint);
-        resp_header.header_name_map = Some(CaseMap::with_capacity(http_header_map_upper_bound(
-            size_hint,
-        )));
+        resp_header.header_name_map = Some(CaseMap::default());
         resp_header
     }
 
@@ -605,7 +610,9 @@ impl ResponseHeader {
     /// Otherwise returns an empty iterator.
     ///
     /// Headers of the same name are visited in insertion order.
-    pub fn case_header_iter(&self) -> impl Iterator<Item = (&CaseHeaderName, &HeaderValue)> + '_ {
+    ///
+    /// bulb patch (PATCH.md): the names are owned, as a name spelled the usual way is not kept.
+    pub fn case_header_iter(&self) -> impl Iterator<Item = (CaseHeaderName, &HeaderValue)> + '_ {
         case_header_iter(self.header_name_map.as_ref(), &self.base.headers)
     }
 
@@ -622,13 +629,18 @@ impl ResponseHeader {
         let value_map = &self.base.headers;
 
         if let Some(key_map) = key_map {
-            let iter = key_map.iter().zip(value_map.iter());
-            for ((header, case_header), (header2, val)) in iter {
-                if header != header2 {
-                    // in case the header iteration order changes in future versions of HMap
-                    panic!("header iter mismatch {}, {}", header, header2)
+            // bulb patch (PATCH.md): a name spelled the usual way is not kept.
+            let mut spelled = Vec::new();
+            for (kept, header, val) in key_map.iter(value_map) {
+                match kept {
+                    Some(case_header) => f(HeaderNameVariant::Case(case_header), val)?,
+                    None => {
+                        spelled.clear();
+                        case_names::put_canonical(header, &mut spelled);
+                        let titled = std::str::from_utf8(&spelled).unwrap_or(header.as_str());
+                        f(HeaderNameVariant::Titled(titled), val)?
+                    }
                 }
-                f(HeaderNameVariant::Case(case_header), val)?;
             }
         } else {
             for (header, value) in value_map {
@@ -846,6 +858,28 @@ fn http_header_map_upper_bound(size_hint: Option<usize>) -> usize {
     )
 }
 
+/// bulb patch (PATCH.md): the map key of `name`, and its spelling if the head
+/// keeps spellings (`keep_case`) and this one is not the canonical one.
+#[inline]
+fn resolve_name(
+    name: impl IntoCaseHeaderName,
+    keep_case: bool,
+) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+    let header_name = match name.header_name() {
+        Some(known) => known,
+        None => match name.case_bytes() {
+            Some(bytes) => HeaderName::from_bytes(bytes),
+            None => return resolve_name(name.into_case_header_name(), keep_case),
+        }
+        .or_err(InvalidHTTPHeader, "invalid header name")?,
+    };
+    let odd = keep_case
+        && !name
+            .case_bytes()
+            .is_some_and(|bytes| case_names::is_canonical(&header_name, bytes));
+    Ok((header_name, odd.then(|| name.into_case_header_name())))
+}
+
 #[inline]
 fn append_header_value<T>(
     name_map: Option<&mut CaseMap>,
@@ -853,30 +887,23 @@ fn append_header_value<T>(
     name: impl IntoCaseHeaderName,
     value: T,
 ) -> Result<bool> {
-    let known = name.header_name();
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = match known {
-        Some(n) => n,
-        None => case_header_name
-            .as_slice()
-            .try_into()
-            .or_err(InvalidHTTPHeader, "invalid header name")?,
+    let (header_name, case) = resolve_name(name, name_map.is_some())?;
+    // Use the non-panicking `try_append`: the infallible `append` calls
+    // `.expect("size overflows MAX_SIZE")` internally, which would abort the
+    // process if the map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
+    let (Some(name_map), Some(case)) = (name_map, case) else {
+        return value_map.try_append(header_name, value).or_err(
+            InvalidHTTPHeader,
+            "header value map size overflows MAX_SIZE",
+        );
     };
-    // store the original case in the map
-    if let Some(name_map) = name_map {
-        // Use the non-panicking `try_append`: the infallible `append` calls
-        // `.expect("size overflows MAX_SIZE")` internally, which would abort the
-        // process if the case map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
-        name_map
-            .try_append(header_name.clone(), case_header_name)
-            .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
-    }
-
-    // Non-panicking `try_append` for the same reason as the case map above.
-    value_map.try_append(header_name, value).or_err(
+    let appended = value_map.try_append(header_name.clone(), value).or_err(
         InvalidHTTPHeader,
         "header value map size overflows MAX_SIZE",
-    )
+    )?;
+    // store the original case
+    name_map.appended(value_map, header_name, case);
+    Ok(appended)
 }
 
 #[inline]
@@ -886,20 +913,22 @@ fn insert_header_value<T>(
     name: impl IntoCaseHeaderName,
     value: T,
 ) -> Result<()> {
-    let known = name.header_name();
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = match known {
-        Some(n) => n,
-        None => case_header_name
-            .as_slice()
-            .try_into()
-            .or_err(InvalidHTTPHeader, "invalid header name")?,
+    let (header_name, case) = resolve_name(name, name_map.is_some())?;
+    let Some(name_map) = name_map else {
+        value_map.insert(header_name, value);
+        return Ok(());
     };
-    if let Some(name_map) = name_map {
-        // store the original case in the map
-        name_map.insert(header_name.clone(), case_header_name);
+    name_map.replacing(&header_name);
+    match case {
+        None => {
+            value_map.insert(header_name, value);
+        }
+        Some(case) => {
+            value_map.insert(header_name.clone(), value);
+            // store the original case
+            name_map.inserted(header_name, case);
+        }
     }
-    value_map.insert(header_name, value);
     Ok(())
 }
 
@@ -916,7 +945,7 @@ where
     let removed = value_map.remove(name);
     if removed.is_some() {
         if let Some(name_map) = name_map {
-            name_map.remove(name);
+            name_map.removed(value_map);
         }
     }
     removed
@@ -1025,12 +1054,8 @@ fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl
     const HEADER_KV_DELIMITER: &[u8; 2] = b": ";
 
     if let Some(key_map) = key_map {
-        case_header_iter(key_map.into(), value_map).for_each(|(case_header, val)| {
-            buf.put_slice(case_header.as_slice());
-            buf.put_slice(HEADER_KV_DELIMITER);
-            buf.put_slice(val.as_ref());
-            buf.put_slice(CRLF);
-        });
+        // bulb patch (PATCH.md): kept spellings, the rest canonical.
+        key_map.to_h1_wire(value_map, buf);
     } else {
         for (header, value) in value_map {
             let titled_header =
@@ -1047,16 +1072,12 @@ fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl
 fn case_header_iter<'a>(
     name_map: Option<&'a CaseMap>,
     value_map: &'a HMap,
-) -> impl Iterator<Item = (&'a CaseHeaderName, &'a HeaderValue)> + 'a {
+) -> impl Iterator<Item = (CaseHeaderName, &'a HeaderValue)> + 'a {
     name_map.into_iter().flat_map(|name_map| {
-        name_map
-            .iter()
-            .zip(value_map.iter())
-            .map(|((h1, name), (h2, value))| {
-                // in case the header iteration order changes in future versions of HMap
-                assert_eq!(h1, h2, "header iter mismatch {}, {}", h1, h2);
-                (name, value)
-            })
+        name_map.iter(value_map).map(|(kept, name, value)| {
+            let case = kept.cloned().unwrap_or_else(|| case_names::canonical(name));
+            (case, value)
+        })
     })
 }
 

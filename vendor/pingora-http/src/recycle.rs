@@ -78,11 +78,7 @@ pub fn clone_request(src: &RequestHeader) -> Box<RequestHeader> {
         head.base.headers.append(name.clone(), value.clone());
     }
     match (&src.header_name_map, head.header_name_map.as_mut()) {
-        (Some(from), Some(to)) => {
-            for (name, case) in from.iter() {
-                to.append(name.clone(), case.clone());
-            }
-        }
+        (Some(from), Some(to)) => to.copy_from(from),
         (from, _) => head.header_name_map = from.clone(),
     }
     head

@@ -22,7 +22,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, header::AsHeaderName, HeaderValue, StatusCode, Version};
 use log::{debug, trace};
 use pingora_error::{Error, ErrorType::*, OrErr, Result, RetryType};
-use pingora_http::{HMap, IntoCaseHeaderName, RequestHeader, ResponseHeader};
+use pingora_http::{HMap, RequestHeader, ResponseHeader};
 use std::io::ErrorKind;
 use std::mem::MaybeUninit;
 use std::str;
@@ -326,8 +326,12 @@ impl HttpSession {
                         let buf = std::mem::take(&mut self.response_header_read_buf).freeze();
 
                         for header in header_refs {
-                            let header_name = header.get_name_bytes(&buf);
-                            let header_name = header_name.into_case_header_name();
+                            // bulb patch (pingora-http PATCH.md): the name is sliced
+                            // out of the buffer only if its spelling is not the usual one.
+                            let header_name = pingora_http::ParsedName {
+                                buf: &buf,
+                                name: header.get_name(&buf),
+                            };
                             let value_bytes = header.get_value_bytes(&buf);
                             let header_value = pingora_http::header_value_from_raw(value_bytes);
                             if let Err(e) = response_header

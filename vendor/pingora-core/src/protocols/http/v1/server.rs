@@ -25,7 +25,7 @@ use log::{debug, trace, warn};
 use once_cell::sync::Lazy;
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use pingora_error::{Error, ErrorType::*, OrErr, Result};
-use pingora_http::{IntoCaseHeaderName, RequestHeader, ResponseHeader};
+use pingora_http::{RequestHeader, ResponseHeader};
 use regex::bytes::Regex;
 use std::any::Any;
 use std::collections::VecDeque;
@@ -395,8 +395,12 @@ impl HttpSession {
                         let buf = buf.freeze();
 
                         for header in header_refs {
-                            let header_name = header.get_name_bytes(&buf);
-                            let header_name = header_name.into_case_header_name();
+                            // bulb patch (pingora-http PATCH.md): the name is sliced
+                            // out of the buffer only if its spelling is not the usual one.
+                            let header_name = pingora_http::ParsedName {
+                                buf: &buf,
+                                name: header.get_name(&buf),
+                            };
                             let value_bytes = header.get_value_bytes(&buf);
                             // safe because this is from what we parsed
                             let header_value = unsafe {
