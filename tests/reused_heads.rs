@@ -11,7 +11,7 @@ mod common;
 use common::canned::{Canned, Page};
 use common::recorder::Recorder;
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
 /// The names bulb adds to every forwarded request.
