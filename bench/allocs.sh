@@ -3,10 +3,10 @@
 # steady number on a machine whose timings drift. Runs a system-allocator build of bulb under
 # heaptrack against the three nginx backends, sends `/` keep-alive with wrk, then prints
 # allocations per request and the top allocating call sites.
-# Usage: bench/allocs.sh [SECONDS=3] [TOP=15]   (loopback only; installs heaptrack if missing)
+# Usage: [CONNS=10] bench/allocs.sh [SECONDS=3] [TOP=15]   (loopback only; installs heaptrack if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=${1:-3}; TOP=${2:-15}
+DUR=${1:-3}; TOP=${2:-15}; CONNS=${CONNS:-10}
 W=/tmp/bulb-allocs; mkdir -p "$W" /tmp/bench-www
 need=()
 for t in nginx wrk heaptrack; do command -v $t >/dev/null || need+=("$t"); done
@@ -34,7 +34,7 @@ rm -f "$W"/heap.*
 RUST_LOG=warn heaptrack -o "$W/heap" target/sysalloc/release/bulb -c "$W/bulb.yaml" > "$W/heaptrack.out" 2>&1 &
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/8086) 2>/dev/null && break; sleep 0.1; done
 sleep 1
-reqs=$(wrk -t1 -c10 -d"${DUR}s" http://127.0.0.1:8086/ | awk '/requests in/ {print $1}')
+reqs=$(wrk -t1 -c"$CONNS" -d"${DUR}s" http://127.0.0.1:8086/ | awk '/requests in/ {print $1}')
 # SIGINT to bulb itself (heaptrack runs it as a child of its wrapper).
 pkill -INT -f "sysalloc/release/bulb -c $W/bulb.yaml"
 for _ in $(seq 100); do grep -q "allocations:" "$W/heaptrack.out" 2>/dev/null && break; sleep 0.2; done

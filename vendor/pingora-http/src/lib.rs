@@ -330,9 +330,21 @@ impl RequestHeader {
     ///
     /// [RFC 9112 section 3.2]: https://www.rfc-editor.org/rfc/rfc9112.html#section-3.2
     pub fn set_raw_path(&mut self, path: &[u8]) -> Result<()> {
+        self.set_raw_path_from(path, None)
+    }
+
+    /// bulb patch (PATCH.md, "A request target kept as a slice of the read buffer"): as
+    /// [Self::set_raw_path()], `path` being a part of `buf`: an origin-form target is then
+    /// held as a slice of `buf` rather than copied (a copy a clone of the head would then
+    /// have to share, allocating again).
+    pub fn set_raw_path_in(&mut self, buf: &bytes::Bytes, path: &[u8]) -> Result<()> {
+        self.set_raw_path_from(path, Some(buf))
+    }
+
+    fn set_raw_path_from(&mut self, path: &[u8], buf: Option<&bytes::Bytes>) -> Result<()> {
         // Everything is computed before anything is stored: a rejected target must
         // leave the existing one intact.
-        let parsed = parse_request_target(path)?;
+        let parsed = parse_request_target(path, buf)?;
         self.base.uri = parsed.uri;
         // Origin-form and asterisk-form store RawTarget::FromUri, so a reused header
         // (e.g. a CONNECT mutated into a normal request) cannot serialize a stale
@@ -705,6 +717,24 @@ impl ResponseHeader {
 
 /// Build a [Uri] carrying only a path-and-query component. `target` is the original
 /// request-target, used for error context.
+/// bulb patch (PATCH.md): whether `part` lies inside `buf`.
+fn within(buf: &bytes::Bytes, part: &[u8]) -> bool {
+    let (start, end) = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
+    let at = part.as_ptr() as usize;
+    at >= start && at + part.len() <= end
+}
+
+/// bulb patch (PATCH.md): as [path_and_query_uri], the path and query being
+/// `shared` (a slice of the read buffer), validated the same way.
+fn shared_path_and_query_uri(shared: bytes::Bytes, target: &str) -> Result<Uri> {
+    let path_and_query = http::uri::PathAndQuery::from_maybe_shared(shared)
+        .explain_err(InvalidHTTPHeader, |_| format!("invalid uri {target}"))?;
+    Uri::builder()
+        .path_and_query(path_and_query)
+        .build()
+        .explain_err(InvalidHTTPHeader, |_| format!("invalid uri {target}"))
+}
+
 fn path_and_query_uri(path_and_query: &str, target: &str) -> Result<Uri> {
     Uri::builder()
         .path_and_query(path_and_query)
@@ -721,7 +751,7 @@ struct ParsedRequestTarget {
 }
 
 /// Parse a request-target (RFC 9112 §3.2) into the pieces to store on the header.
-fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
+fn parse_request_target(target: &[u8], buf: Option<&bytes::Bytes>) -> Result<ParsedRequestTarget> {
     // A fragment is not part of the request-target (§3.2) and is separated from the URI
     // before dereference (RFC 3986 §3.5), so it must not reach the upstream request-line.
     // `#` is ASCII, so stripping it here rather than after the UTF-8 check applies the
@@ -741,7 +771,13 @@ fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
     if target.is_empty() || matches!(target.first(), Some(b'/' | b'?')) || target == b"*" {
         return Ok(match std::str::from_utf8(target) {
             Ok(target) => ParsedRequestTarget {
-                uri: path_and_query_uri(target, target)?,
+                uri: match buf.filter(|buf| !target.is_empty() && within(buf, target.as_bytes())) {
+                    // bulb patch (PATCH.md): a slice of the buffer, not a copy.
+                    Some(buf) => {
+                        shared_path_and_query_uri(buf.slice_ref(target.as_bytes()), target)?
+                    }
+                    None => path_and_query_uri(target, target)?,
+                },
                 raw_target: RawTarget::FromUri,
             },
             // Put a valid UTF-8 rendering into the Uri for read-only access, and keep the
@@ -1083,6 +1119,36 @@ fn case_header_iter<'a>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_target_set_from_its_read_buffer_is_the_same_target() {
+        let buf = bytes::Bytes::from_static(b"GET /a/b?c=d#frag HTTP/1.1\r\n");
+        for (range, want) in [(4..17, "/a/b?c=d"), (4..8, "/a/b"), (4..4, "/")] {
+            let mut from_buf = RequestHeader::build("GET", b"/old", None).unwrap();
+            from_buf.set_raw_path_in(&buf, &buf[range.clone()]).unwrap();
+            let mut copied = RequestHeader::build("GET", b"/old", None).unwrap();
+            copied.set_raw_path(&buf[range]).unwrap();
+            assert_eq!(from_buf.uri, copied.uri);
+            assert_eq!(from_buf.raw_path(), copied.raw_path());
+            assert_eq!(from_buf.uri.path_and_query().unwrap().as_str(), want);
+            assert_eq!(from_buf.clone().uri, copied.uri);
+        }
+        // Not part of the buffer: copied as before.
+        let mut elsewhere = RequestHeader::build("GET", b"/", None).unwrap();
+        elsewhere.set_raw_path_in(&buf, b"/x").unwrap();
+        assert_eq!(elsewhere.raw_path(), b"/x");
+        // Absolute-form keeps its bytes for the wire as before.
+        let buf = bytes::Bytes::from_static(b"http://h/p?q");
+        let mut abs = RequestHeader::build("GET", b"/", None).unwrap();
+        abs.set_raw_path_in(&buf, &buf[..]).unwrap();
+        assert_eq!(abs.raw_path(), b"http://h/p?q");
+        assert_eq!(abs.uri.path(), "/p");
+        // A bad target is refused as before.
+        let buf = bytes::Bytes::from_static(b"/a b");
+        let mut bad = RequestHeader::build("GET", b"/", None).unwrap();
+        assert!(bad.set_raw_path_in(&buf, &buf[..]).is_err());
+        assert!(bad.clone().set_raw_path(&buf[..]).is_err());
+    }
 
     #[test]
     fn static_headers_keep_their_case_and_value() {

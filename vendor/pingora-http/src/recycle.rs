@@ -19,7 +19,7 @@ use pingora_error::{ErrorType::InvalidHTTPHeader, OrErr, Result};
 use std::cell::RefCell;
 
 /// Heads of each kind kept per thread.
-pub const KEPT: usize = 64;
+pub const KEPT: usize = 128;
 
 /// A head whose maps have room for more headers than this is dropped, not
 /// kept (a rare large request should not pin its memory).
@@ -57,6 +57,18 @@ pub fn request(method: &[u8], path: &[u8], size_hint: Option<usize>) -> Result<B
     head.base.method =
         Method::from_bytes(method).explain_err(InvalidHTTPHeader, |_| "invalid method")?;
     head.set_raw_path(path)?;
+    Ok(head)
+}
+
+/// As [`request`], the target left empty, to be set with
+/// [`RequestHeader::set_raw_path_in`] once the read buffer it is part of is
+/// frozen (bulb patch, PATCH.md: the target is then not copied).
+pub fn request_no_target(method: &[u8], size_hint: Option<usize>) -> Result<Box<RequestHeader>> {
+    let Some(mut head) = take(&REQUESTS) else {
+        return Ok(Box::new(RequestHeader::build(method, b"", size_hint)?));
+    };
+    head.base.method =
+        Method::from_bytes(method).explain_err(InvalidHTTPHeader, |_| "invalid method")?;
     Ok(head)
 }
 

@@ -33,7 +33,7 @@ use super::body::{BodyReader, BodyWriter};
 use super::common::*;
 use crate::protocols::http::HttpTask;
 use crate::protocols::{Digest, SocketAddr, Stream, UniqueID, UniqueIDType};
-use crate::utils::{BufRef, KVRef};
+use crate::utils::BufRef;
 
 /// The HTTP 1.x client session
 pub struct HttpSession {
@@ -294,7 +294,8 @@ impl HttpSession {
                     HeaderParseState::Complete(s) => {
                         let total_read = self.response_header_read_buf.len();
                         let base = self.response_header_read_buf.as_ptr() as usize;
-                        let mut header_refs = Vec::<KVRef>::with_capacity(resp.headers.len());
+                        // bulb patch (PATCH.md): a kept list, not a new one per head.
+                        let mut header_refs = super::common::header_refs(resp.headers.len());
 
                         // Note: resp.headers has the correct number of headers
                         // while header_refs doesn't as it is still empty
@@ -325,7 +326,7 @@ impl HttpSession {
 
                         let buf = std::mem::take(&mut self.response_header_read_buf).freeze();
 
-                        for header in header_refs {
+                        for header in header_refs.drain(..) {
                             // bulb patch (pingora-http PATCH.md): the name is sliced
                             // out of the buffer only if its spelling is not the usual one.
                             let header_name = pingora_http::ParsedName {
@@ -341,6 +342,8 @@ impl HttpSession {
                                 return self.fail_response_header_read(e);
                             }
                         }
+
+                        keep_header_refs(header_refs);
 
                         let contains_transfer_encoding = response_header
                             .headers

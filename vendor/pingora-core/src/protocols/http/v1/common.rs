@@ -276,6 +276,26 @@ pub(super) fn is_buf_keepalive(header_value: Option<&HeaderValue>) -> Option<boo
     })
 }
 
+thread_local! {
+    // bulb patch (PATCH.md, "No per-head allocations for header offsets").
+    static HEADER_REFS: std::cell::Cell<Vec<KVRef>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// bulb patch (PATCH.md): an empty list for [populate_headers] with room for
+/// `n`, this thread's kept one when there is one (no allocation per head).
+pub(super) fn header_refs(n: usize) -> Vec<KVRef> {
+    let mut refs = HEADER_REFS.take();
+    refs.clear();
+    refs.reserve(n);
+    refs
+}
+
+/// bulb patch (PATCH.md): keep `refs` (emptied) for the next [header_refs].
+pub(super) fn keep_header_refs(mut refs: Vec<KVRef>) {
+    refs.clear();
+    HEADER_REFS.set(refs);
+}
+
 #[inline]
 pub(super) fn populate_headers(
     base: usize,

@@ -46,7 +46,7 @@ use crate::protocols::http::{
     ReusableHttpStream,
 };
 use crate::protocols::{Digest, SocketAddr, Stream};
-use crate::utils::{BufRef, KVRef};
+use crate::utils::BufRef;
 
 /// Tracks which writer is currently processing a task.
 ///
@@ -352,17 +352,22 @@ impl HttpSession {
                         // `KVRef`s to record the offset of each piece of data, drop `req`, convert
                         // buf, the do the 0 copy update
                         let base = buf.as_ptr() as usize;
-                        let mut header_refs = Vec::<KVRef>::with_capacity(req.headers.len());
+                        // bulb patch (PATCH.md): a kept list, not a new one per head.
+                        let mut header_refs = super::common::header_refs(req.headers.len());
                         // Note: req.headers has the correct number of headers
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, req.headers);
 
                         // bulb patch (pingora-http PATCH.md, "Recycled heads"): a head
                         // recycled on this thread is reused when there is one.
-                        let mut request_header = pingora_http::recycle::request(
+                        // bulb patch (pingora-http PATCH.md, "A request target kept as a
+                        // slice of the read buffer"): the target is set once `buf` is frozen.
+                        // we path httparse to allow unsafe bytes in the str
+                        let target = req.path.unwrap_or("").as_bytes();
+                        let start = target.as_ptr() as usize - base;
+                        let target = BufRef(start, start + target.len());
+                        let mut request_header = pingora_http::recycle::request_no_target(
                             req.method.unwrap_or("").as_bytes(),
-                            // we path httparse to allow unsafe bytes in the str
-                            req.path.unwrap_or("").as_bytes(),
                             // Room for what a proxy adds on the way up (forwarding headers,
                             // a request id) without growing both header maps.
                             Some(req.headers.len() + super::common::REQUEST_HEADER_HEADROOM),
@@ -393,8 +398,9 @@ impl HttpSession {
                             rest
                         };
                         let buf = buf.freeze();
+                        request_header.set_raw_path_in(&buf, target.get(&buf))?;
 
-                        for header in header_refs {
+                        for header in header_refs.drain(..) {
                             // bulb patch (pingora-http PATCH.md): the name is sliced
                             // out of the buffer only if its spelling is not the usual one.
                             let header_name = pingora_http::ParsedName {
@@ -411,6 +417,8 @@ impl HttpSession {
                                 .append_header(header_name, header_value)
                                 .or_err(InvalidHTTPHeader, "while parsing request header")?;
                         }
+
+                        keep_header_refs(header_refs);
 
                         let contains_transfer_encoding =
                             request_header.headers.contains_key(TRANSFER_ENCODING);
