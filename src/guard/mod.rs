@@ -142,10 +142,12 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         // it waits for the next request; handing the stream back to the
         // service loop instead lets an idle connection wait in
         // `wait_for_request`, at a fraction of the memory.
-        let carry = guarded.carry.take();
+        let mut carry = guarded.carry.take();
         // Made in its box and handed over in it: the ~700-byte session is
-        // not copied per request.
-        let mut session = ServerSession::new_http1_boxed(guarded);
+        // not copied per request; with the connection's digest the previous
+        // request made, not a new one (vendor/pingora-core/PATCH.md).
+        let digest = carry.as_mut().and_then(|c| c.take_digest());
+        let mut session = ServerSession::new_http1_boxed_with_digest(guarded, digest);
         match carry {
             Some(c) => c.apply_to_session(&mut session),
             None => session.set_pipelining_enabled(true),

@@ -117,6 +117,9 @@ pub struct HttpPersistentSettings {
     /// across keepalive reuses without the adopter having to re-enable
     /// it on every request.
     pipelining_enabled: bool,
+    /// bulb patch (PATCH.md, "A connection's digest made once"): the finished
+    /// session's digest, for the next session on the connection.
+    digest: Option<Box<crate::protocols::Digest>>,
 }
 
 impl HttpPersistentSettings {
@@ -127,7 +130,15 @@ impl HttpPersistentSettings {
             user_context: None,
             pipelined_prefix: None,
             pipelining_enabled: session.pipelining_enabled(),
+            digest: None,
         }
+    }
+
+    /// bulb patch (PATCH.md, "A connection's digest made once"): the digest of the
+    /// session that finished on this connection, to make the next one with
+    /// ([ServerSession::new_http1_boxed_with_digest]) instead of a new digest.
+    pub fn take_digest(&mut self) -> Option<Box<crate::protocols::Digest>> {
+        self.digest.take()
     }
 
     /// Set a user-defined context to be carried to the next request on this connection.
@@ -155,6 +166,8 @@ impl HttpPersistentSettings {
             user_context,
             pipelined_prefix,
             pipelining_enabled,
+            // A session already made has its own digest.
+            digest: _,
         } = self;
 
         // Reduce the number of times the connection for this session can be
@@ -197,9 +210,10 @@ impl ReusedHttpStream {
     /// Build a reusable HTTP stream from a finished session, preserving any
     /// pipelined prefix bytes in the persistent settings for the next request.
     pub fn from_reusable_stream(
-        reusable: ReusableHttpStream,
+        mut reusable: ReusableHttpStream,
         mut persistent_settings: HttpPersistentSettings,
     ) -> Self {
+        persistent_settings.digest = reusable.take_digest();
         let (stream, pipelined_prefix) = reusable.into_parts();
         if let Some(prefix) = pipelined_prefix {
             persistent_settings.set_pipelined_prefix(prefix);

@@ -35,6 +35,8 @@ use std::time::Duration;
 pub struct ReusableHttpStream {
     stream: Stream,
     pipelined_prefix: Option<BytesMut>,
+    /// bulb patch (PATCH.md, "A connection's digest made once").
+    digest: Option<Box<crate::protocols::Digest>>,
 }
 
 impl ReusableHttpStream {
@@ -42,7 +44,22 @@ impl ReusableHttpStream {
         Self {
             stream,
             pipelined_prefix,
+            digest: None,
         }
+    }
+
+    /// bulb patch (PATCH.md): the finished session's digest, for the next session on the
+    /// same connection.
+    pub(crate) fn with_digest(mut self, digest: Option<Box<crate::protocols::Digest>>) -> Self {
+        self.digest = digest;
+        self
+    }
+
+    /// bulb patch (PATCH.md, "A connection's digest made once"): the digest of the session
+    /// that finished on this connection, for [Session::new_http1_boxed_with_digest] (the
+    /// connection, and so its digest, is the same).
+    pub fn take_digest(&mut self) -> Option<Box<crate::protocols::Digest>> {
+        self.digest.take()
     }
 
     /// Split the reusable connection into its underlying stream and optional
@@ -70,8 +87,17 @@ impl Session {
     /// bytes) is written where it stays instead of built on the stack and
     /// copied into a box by whoever keeps it (as pingora-proxy does).
     pub fn new_http1_boxed(stream: Stream) -> Box<Self> {
+        Self::new_http1_boxed_with_digest(stream, None)
+    }
+
+    /// [Self::new_http1_boxed] with the digest an earlier session on the same connection
+    /// handed on (bulb patch, PATCH.md: [ReusableHttpStream::take_digest]).
+    pub fn new_http1_boxed_with_digest(
+        stream: Stream,
+        digest: Option<Box<crate::protocols::Digest>>,
+    ) -> Box<Self> {
         let mut boxed = Box::<Self>::new_uninit();
-        boxed.write(Self::new_http1(stream));
+        boxed.write(Self::H1(SessionV1::new_with_digest(stream, digest)));
         // SAFETY: written just above.
         unsafe { boxed.assume_init() }
     }

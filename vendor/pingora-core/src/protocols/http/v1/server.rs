@@ -121,7 +121,9 @@ pub struct HttpSession {
     /// response header to the client.
     upgraded: bool,
     /// Digest to track underlying connection metrics
-    digest: Box<Digest>,
+    // bulb patch (PATCH.md, "A connection's digest made once"): `None` once
+    // handed on to the next request on the connection.
+    digest: Option<Box<Digest>>,
     /// Minimum send rate to the client
     min_send_rate: Option<usize>,
     /// When this is enabled informational response headers will not be proxied downstream
@@ -171,12 +173,21 @@ impl HttpSession {
     /// The created session needs to call [`Self::read_request()`] first before performing
     /// any other operations.
     pub fn new(underlying_stream: Stream) -> Self {
+        Self::new_with_digest(underlying_stream, None)
+    }
+
+    /// bulb patch (PATCH.md, "A connection's digest made once"): as [Self::new], with the
+    /// digest an earlier request on the same connection handed on (see
+    /// [ReusableHttpStream::take_digest]) instead of a new one made from the stream.
+    pub fn new_with_digest(underlying_stream: Stream, digest: Option<Box<Digest>>) -> Self {
         // TODO: maybe we should put digest in the connection itself
-        let digest = Box::new(Digest {
-            ssl_digest: underlying_stream.get_ssl_digest(),
-            timing_digest: underlying_stream.get_timing_digest(),
-            proxy_digest: underlying_stream.get_proxy_digest(),
-            socket_digest: underlying_stream.get_socket_digest(),
+        let digest = digest.unwrap_or_else(|| {
+            Box::new(Digest {
+                ssl_digest: underlying_stream.get_ssl_digest(),
+                timing_digest: underlying_stream.get_timing_digest(),
+                proxy_digest: underlying_stream.get_proxy_digest(),
+                socket_digest: underlying_stream.get_socket_digest(),
+            })
         });
 
         HttpSession {
@@ -199,7 +210,7 @@ impl HttpSession {
             body_bytes_read: 0,
             retry_buffer: None,
             upgraded: false,
-            digest,
+            digest: Some(digest),
             min_send_rate: None,
             ignore_info_resp: false,
             // default on to avoid rejecting requests after body as pipelined
@@ -1455,12 +1466,19 @@ impl HttpSession {
 
     /// Return the [Digest] of the connection.
     pub fn digest(&self) -> &Digest {
-        &self.digest
+        // bulb patch: empty once handed on (the session is finished by then).
+        static HANDED_ON: Digest = Digest {
+            ssl_digest: None,
+            timing_digest: Vec::new(),
+            proxy_digest: None,
+            socket_digest: None,
+        };
+        self.digest.as_deref().unwrap_or(&HANDED_ON)
     }
 
     /// Return a mutable [Digest] reference for the connection.
     pub fn digest_mut(&mut self) -> &mut Digest {
-        &mut self.digest
+        self.digest.get_or_insert_with(Default::default)
     }
 
     /// Return the client (peer) address of the underlying connection.
@@ -1523,7 +1541,11 @@ impl HttpSession {
                     &mut self.underlying_stream,
                     Box::new(crate::protocols::detached::Detached),
                 );
-                Ok(Some(ReusableHttpStream::new(stream, pipelined_prefix)))
+                // bulb patch (PATCH.md): the digest goes on with the connection.
+                Ok(Some(
+                    ReusableHttpStream::new(stream, pipelined_prefix)
+                        .with_digest(self.digest.take()),
+                ))
             }
         }
     }
@@ -4306,6 +4328,34 @@ mod test_pipelining {
         let (_stream, prefix) = reused.into_parts();
         let prefix = prefix.expect("overread must be returned as pipelined prefix");
         assert_eq!(prefix.as_ref(), b"pipelined_next");
+    }
+
+    /// bulb patch (PATCH.md, "A connection's digest made once"): a reused
+    /// connection hands its session's digest on to the next session.
+    #[tokio::test]
+    async fn a_reused_connection_hands_its_digest_on() {
+        init_log();
+        let req = b"GET / HTTP/1.1\r\nHost: pingora.org\r\n\r\n";
+        let mock_io = Builder::new()
+            .read(req)
+            .write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .build();
+        let mut first = HttpSession::new(Box::new(mock_io));
+        first.read_request().await.unwrap();
+        let made = first.digest() as *const Digest;
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Content-Length", "0").unwrap();
+        first.update_resp_headers = false;
+        first.write_response_header(Box::new(resp)).await.unwrap();
+        first.finish_body().await.unwrap();
+        let mut reused = first.reuse_in_place().await.unwrap().expect("reusable");
+        // The finished session keeps an empty digest, not the handed-on one.
+        assert!(first.digest().socket_digest.is_none());
+        let digest = reused.take_digest().expect("the digest is handed on");
+        assert_eq!(&*digest as *const Digest, made);
+        let (stream, _) = reused.into_parts();
+        let next = HttpSession::new_with_digest(stream, Some(digest));
+        assert_eq!(next.digest() as *const Digest, made);
     }
 
     /// Same-read pipelining with no prior body poll still extracts the prefix.
