@@ -262,36 +262,9 @@ impl RequestHeader {
         self.header_name_map.is_some()
     }
 
-    pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(
-        &self,
-        mut f: F,
-    ) -> Result<()> {
-        let key_map = self.header_name_map.as_ref();
-        let value_map = &self.base.headers;
-
-        if let Some(key_map) = key_map {
-            // bulb patch (PATCH.md): a name spelled the usual way is not kept.
-            let mut spelled = Vec::new();
-            for (kept, header, val) in key_map.iter(value_map) {
-                match kept {
-                    Some(case_header) => f(HeaderNameVariant::Case(case_header), val)?,
-                    None => {
-                        spelled.clear();
-                        case_names::put_canonical(header, &mut spelled);
-                        let titled = std::str::from_utf8(&spelled).unwrap_or(header.as_str());
-                        f(HeaderNameVariant::Titled(titled), val)?
-                    }
-                }
-            }
-        } else {
-            for (header, value) in value_map {
-                let titled_header =
-                    case_header_name::titled_header_name_str(header).unwrap_or(header.as_str());
-                f(HeaderNameVariant::Titled(titled_header), value)?;
-            }
-        }
-
-        Ok(())
+    pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(&self, f: F) -> Result<()> {
+        // bulb patch (PATCH.md): one body for both kinds of head.
+        map_headers(self.header_name_map.as_ref(), &self.base.headers, f)
     }
 
     /// Return mutable access to the request extensions.
@@ -633,36 +606,9 @@ impl ResponseHeader {
         self.header_name_map.is_some()
     }
 
-    pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(
-        &self,
-        mut f: F,
-    ) -> Result<()> {
-        let key_map = self.header_name_map.as_ref();
-        let value_map = &self.base.headers;
-
-        if let Some(key_map) = key_map {
-            // bulb patch (PATCH.md): a name spelled the usual way is not kept.
-            let mut spelled = Vec::new();
-            for (kept, header, val) in key_map.iter(value_map) {
-                match kept {
-                    Some(case_header) => f(HeaderNameVariant::Case(case_header), val)?,
-                    None => {
-                        spelled.clear();
-                        case_names::put_canonical(header, &mut spelled);
-                        let titled = std::str::from_utf8(&spelled).unwrap_or(header.as_str());
-                        f(HeaderNameVariant::Titled(titled), val)?
-                    }
-                }
-            }
-        } else {
-            for (header, value) in value_map {
-                let titled_header =
-                    case_header_name::titled_header_name_str(header).unwrap_or(header.as_str());
-                f(HeaderNameVariant::Titled(titled_header), value)?;
-            }
-        }
-
-        Ok(())
+    pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(&self, f: F) -> Result<()> {
+        // bulb patch (PATCH.md): one body for both kinds of head.
+        map_headers(self.header_name_map.as_ref(), &self.base.headers, f)
     }
 
     /// Return mutable access to the response extensions.
@@ -715,8 +661,6 @@ impl ResponseHeader {
     }
 }
 
-/// Build a [Uri] carrying only a path-and-query component. `target` is the original
-/// request-target, used for error context.
 /// bulb patch (PATCH.md): whether `part` lies inside `buf`.
 fn within(buf: &bytes::Bytes, part: &[u8]) -> bool {
     let (start, end) = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
@@ -735,6 +679,8 @@ fn shared_path_and_query_uri(shared: bytes::Bytes, target: &str) -> Result<Uri> 
         .explain_err(InvalidHTTPHeader, |_| format!("invalid uri {target}"))
 }
 
+/// Build a [Uri] carrying only a path-and-query component. `target` is the original
+/// request-target, used for error context.
 fn path_and_query_uri(path_and_query: &str, target: &str) -> Result<Uri> {
     Uri::builder()
         .path_and_query(path_and_query)
@@ -1084,6 +1030,38 @@ fn normalize_field_value(raw: bytes::Bytes) -> bytes::Bytes {
     bytes::Bytes::from(unfolded)
 }
 
+/// Call `f` with each header's name, as it is written, and value (bulb patch, PATCH.md: the
+/// body of [RequestHeader::map] and [ResponseHeader::map]).
+fn map_headers<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(
+    key_map: Option<&CaseMap>,
+    value_map: &HMap,
+    mut f: F,
+) -> Result<()> {
+    if let Some(key_map) = key_map {
+        // bulb patch (PATCH.md): a name spelled the usual way is not kept.
+        let mut spelled = Vec::new();
+        for (kept, header, val) in key_map.iter(value_map) {
+            match kept {
+                Some(case_header) => f(HeaderNameVariant::Case(case_header), val)?,
+                None => {
+                    spelled.clear();
+                    case_names::put_canonical(header, &mut spelled);
+                    let titled = std::str::from_utf8(&spelled).unwrap_or(header.as_str());
+                    f(HeaderNameVariant::Titled(titled), val)?
+                }
+            }
+        }
+    } else {
+        for (header, value) in value_map {
+            let titled_header =
+                case_header_name::titled_header_name_str(header).unwrap_or(header.as_str());
+            f(HeaderNameVariant::Titled(titled_header), value)?;
+        }
+    }
+
+    Ok(())
+}
+
 #[inline]
 fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl BufMut) {
     const CRLF: &[u8; 2] = b"\r\n";
@@ -1119,6 +1097,30 @@ fn case_header_iter<'a>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn map_gives_each_name_as_it_is_written() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for name in ["Content-Type", "x-odd", "ETag", "X-Odd"] {
+            resp.append_header(name, "v").unwrap();
+        }
+        let mut names = Vec::new();
+        resp.map(|name, _| {
+            names.push(match name {
+                HeaderNameVariant::Case(c) => String::from_utf8_lossy(c.as_slice()).into_owned(),
+                HeaderNameVariant::Titled(t) => t.to_string(),
+            });
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(names, ["Content-Type", "x-odd", "X-Odd", "ETag"]);
+        let mut wire = Vec::new();
+        resp.header_to_h1_wire(&mut wire);
+        assert_eq!(
+            wire,
+            b"Content-Type: v\r\nx-odd: v\r\nX-Odd: v\r\nETag: v\r\n"
+        );
+    }
 
     #[test]
     fn a_target_set_from_its_read_buffer_is_the_same_target() {
