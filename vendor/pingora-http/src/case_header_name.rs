@@ -162,15 +162,11 @@ impl IntoCaseHeaderName for &HeaderName {
     }
 
     fn header_name(&self) -> Option<HeaderName> {
-        Some((*self).clone())
+        (**self).header_name()
     }
 
     fn case_bytes(&self) -> Option<&[u8]> {
-        Some(
-            titled_header_name_str(self)
-                .unwrap_or(self.as_str())
-                .as_bytes(),
-        )
+        (**self).case_bytes()
     }
 }
 

@@ -847,18 +847,14 @@ fn resolve_name(
     name: impl IntoCaseHeaderName,
     keep_case: bool,
 ) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+    let Some(spelled) = name.case_bytes() else {
+        return resolve_name(name.into_case_header_name(), keep_case);
+    };
     let header_name = match name.header_name() {
         Some(known) => known,
-        None => match name.case_bytes() {
-            Some(bytes) => HeaderName::from_bytes(bytes),
-            None => return resolve_name(name.into_case_header_name(), keep_case),
-        }
-        .or_err(InvalidHTTPHeader, "invalid header name")?,
+        None => HeaderName::from_bytes(spelled).or_err(InvalidHTTPHeader, "invalid header name")?,
     };
-    let odd = keep_case
-        && !name
-            .case_bytes()
-            .is_some_and(|bytes| case_names::is_canonical(&header_name, bytes));
+    let odd = keep_case && !case_names::is_canonical(&header_name, spelled);
     Ok((header_name, odd.then(|| name.into_case_header_name())))
 }
 

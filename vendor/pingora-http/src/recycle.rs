@@ -51,11 +51,7 @@ fn keep<T>(pool: &'static Pool<T>, head: Box<T>) {
 /// A request head as [`RequestHeader::build`] makes it (original case kept),
 /// boxed, reusing a recycled one when this thread has one.
 pub fn request(method: &[u8], path: &[u8], size_hint: Option<usize>) -> Result<Box<RequestHeader>> {
-    let Some(mut head) = take(&REQUESTS) else {
-        return Ok(Box::new(RequestHeader::build(method, path, size_hint)?));
-    };
-    head.base.method =
-        Method::from_bytes(method).explain_err(InvalidHTTPHeader, |_| "invalid method")?;
+    let mut head = request_no_target(method, size_hint)?;
     head.set_raw_path(path)?;
     Ok(head)
 }

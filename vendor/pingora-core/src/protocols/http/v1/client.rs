@@ -295,7 +295,7 @@ impl HttpSession {
                         let total_read = self.response_header_read_buf.len();
                         let base = self.response_header_read_buf.as_ptr() as usize;
                         // bulb patch (PATCH.md): a kept list, not a new one per head.
-                        let mut header_refs = super::common::header_refs(resp.headers.len());
+                        let mut header_refs = header_refs(resp.headers.len());
 
                         // Note: resp.headers has the correct number of headers
                         // while header_refs doesn't as it is still empty

@@ -364,7 +364,7 @@ impl HttpSession {
                         // buf, the do the 0 copy update
                         let base = buf.as_ptr() as usize;
                         // bulb patch (PATCH.md): a kept list, not a new one per head.
-                        let mut header_refs = super::common::header_refs(req.headers.len());
+                        let mut header_refs = header_refs(req.headers.len());
                         // Note: req.headers has the correct number of headers
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, req.headers);
