@@ -26,7 +26,7 @@ mod link;
 mod stream;
 
 pub use link::Link;
-pub use stream::ClientStream;
+pub use stream::{ClientStream, Stop};
 
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -35,6 +35,7 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{GetSocketDigest, Shutdown, Ssl, Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 /// The [`Link`] of the client connection under `session` (HTTP/1 only).
@@ -63,6 +64,17 @@ impl<A> Guarded<A> {
 }
 
 impl<A> Guarded<A> {
+    /// The running config's `limits.client_keepalive_timeout` (a reload
+    /// applies from the next request on).
+    fn keepalive(&self) -> Duration {
+        self.shared
+            .runtime
+            .load()
+            .config
+            .limits
+            .client_keepalive_timeout
+    }
+
     /// Whether `stream` arrived on a cleartext listener with `h2c: true`.
     fn h2c_listener(&self, stream: &ClientStream) -> bool {
         let rt = self.shared.runtime.load();
@@ -77,6 +89,39 @@ impl<A> Guarded<A> {
     }
 }
 
+impl<A: HttpServerApp + Send + Sync + 'static> Guarded<A> {
+    /// One HTTP/1 request on `guarded`, handed to Pingora in a session made
+    /// in its box (the ~700-byte session is not copied per request), with
+    /// the connection's digest and keep-alive state from the request before
+    /// (vendor/pingora-core/PATCH.md). The connection for the next request,
+    /// or `None` when it closes.
+    async fn serve(
+        &self,
+        mut guarded: Box<ClientStream>,
+        keepalive: Duration,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Box<ClientStream>> {
+        let mut carry = guarded.carry.take();
+        let digest = carry.as_mut().and_then(|c| c.take_digest());
+        let mut session = ServerSession::new_http1_boxed_with_digest(guarded, digest);
+        match carry {
+            Some(c) => c.apply_to_session(&mut session),
+            None => session.set_pipelining_enabled(true),
+        }
+        let keepalive = keepalive.as_secs().max(1);
+        session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
+        let (stream, carry) = self
+            .inner
+            .process_new_http_boxed(session, shutdown)
+            .await?
+            .consume();
+        let mut g = stream.into_any().downcast::<ClientStream>().ok()?;
+        g.pipelined |= g.read_past_request();
+        g.carry = carry;
+        Some(g)
+    }
+}
+
 #[async_trait]
 impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
     async fn process_new(
@@ -84,32 +129,23 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let limits = self.shared.runtime.load().config.limits.clone();
-        let first = !stream.as_any().is::<ClientStream>();
-        let (mut guarded, idle) = if !first {
-            // The next request on a keep-alive connection.
-            let mut g = stream.into_any().downcast::<ClientStream>().ok()?;
-            g.rearm();
-            (g, limits.client_keepalive_timeout)
-        } else {
-            let Some(counted) =
-                crate::admission::connection(&self.shared, limits.max_client_connections)
-            else {
-                if stream.get_ssl().is_none() {
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                        .await;
-                }
-                Shutdown::shutdown(stream.as_mut()).await;
-                return None;
-            };
-            let g = Box::new(ClientStream::new(
-                stream,
-                limits.client_header_timeout,
-                counted,
-            ));
-            (g, limits.client_header_timeout)
+        if stream.as_any().is::<ClientStream>() {
+            // Only a guard hands a `ClientStream` back, and this one keeps
+            // its connections to the end (below).
+            return None;
+        }
+        let limits = &self.shared.runtime.load().config.limits;
+        let (max, header_timeout) = (limits.max_client_connections, limits.client_header_timeout);
+        let Some(counted) = crate::admission::connection(&self.shared, max) else {
+            if stream.get_ssl().is_none() {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            }
+            Shutdown::shutdown(stream.as_mut()).await;
+            return None;
         };
+        let mut guarded = Box::new(ClientStream::new(stream, header_timeout, counted));
         if matches!(guarded.selected_alpn_proto(), Some(ALPN::H2)) {
             // HTTP/2 multiplexes requests inside one long-lived session,
             // with its own limits on headers.
@@ -118,14 +154,12 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         }
         // A new connection counts as in flight until its first request is
         // done: a stopping bulb must not close it before the request arrives.
-        // An idle keep-alive connection is closed at once when stopping.
-        let first_work = first.then(|| self.shared.work.begin());
-        let stop = (!first).then_some(shutdown);
-        if !guarded.pipelined && !guarded.wait_for_request(idle, stop).await {
+        let first_work = self.shared.work.begin();
+        if !guarded.wait_for_request(header_timeout, None).await {
             return None;
         }
-        if first && self.h2c_listener(&guarded) {
-            match guarded.starts_h2c(limits.client_header_timeout).await {
+        if self.h2c_listener(&guarded) {
+            match guarded.starts_h2c(header_timeout).await {
                 None => return None,
                 Some(false) => {}
                 Some(true) => {
@@ -137,32 +171,32 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 }
             }
         }
-        // One HTTP/1 request per call. Pingora's own `process_new` keeps a
-        // keep-alive connection inside its (large) per-connection future while
-        // it waits for the next request; handing the stream back to the
-        // service loop instead lets an idle connection wait in
-        // `wait_for_request`, at a fraction of the memory.
-        let mut carry = guarded.carry.take();
-        // Made in its box and handed over in it: the ~700-byte session is
-        // not copied per request; with the connection's digest the previous
-        // request made, not a new one (vendor/pingora-core/PATCH.md).
-        let digest = carry.as_mut().and_then(|c| c.take_digest());
-        let mut session = ServerSession::new_http1_boxed_with_digest(guarded, digest);
-        match carry {
-            Some(c) => c.apply_to_session(&mut session),
-            None => session.set_pipelining_enabled(true),
+        // One HTTP/1 request at a time. Pingora's own `process_new` keeps a
+        // keep-alive connection inside its (large) per-connection future
+        // while it waits for the next request; here it waits in
+        // `wait_for_request`, at a fraction of the memory. The loop is this
+        // one future's for the whole connection: no new boxed future, config
+        // load and stream downcast per request, and one shutdown receiver
+        // registered once, not per wait. An idle keep-alive connection is
+        // closed at once when stopping.
+        let keepalive = self.keepalive();
+        let mut guarded = self.serve(guarded, keepalive, shutdown).await?;
+        drop(first_work);
+        let mut stop_rx = shutdown.clone();
+        let stopping = stop_rx.changed();
+        tokio::pin!(stopping);
+        loop {
+            guarded.rearm();
+            let keepalive = self.keepalive();
+            let stop = Stop {
+                watch: shutdown,
+                changed: stopping.as_mut(),
+            };
+            if !guarded.pipelined && !guarded.wait_for_request(keepalive, Some(stop)).await {
+                return None;
+            }
+            guarded = self.serve(guarded, keepalive, shutdown).await?;
         }
-        let keepalive = limits.client_keepalive_timeout.as_secs().max(1);
-        session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
-        let (stream, carry) = self
-            .inner
-            .process_new_http_boxed(session, shutdown)
-            .await?
-            .consume();
-        let mut g = stream.into_any().downcast::<ClientStream>().ok()?;
-        g.pipelined |= g.read_past_request();
-        g.carry = carry;
-        Some(g)
     }
 
     async fn cleanup(&self) {

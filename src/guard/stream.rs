@@ -12,6 +12,7 @@ use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType,
 };
+use pingora_core::server::ShutdownWatch;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -19,6 +20,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch::error::RecvError;
+
+/// The server's stop signal as a keep-alive wait listens for it: the watch
+/// (already stopping?), and the `changed()` future of a receiver the
+/// connection keeps from one wait to the next, so that it is registered once
+/// per connection rather than cloned and registered per wait.
+pub struct Stop<'a> {
+    /// The server's shutdown watch.
+    pub watch: &'a ShutdownWatch,
+    /// `changed()` of a receiver of `watch`; not polled again once ready
+    /// (the wait that sees it closes the connection).
+    pub changed: Pin<&'a mut (dyn Future<Output = Result<(), RecvError>> + Send)>,
+}
 
 /// A client stream whose request head must arrive within a deadline.
 ///
@@ -48,6 +62,19 @@ pub struct ClientStream {
     ahead: Vec<u8>,
     ahead_pos: usize,
     _counted: Counted,
+}
+
+/// Now, to within a kernel tick (deadlines here are seconds long): a
+/// clock read a fifth of the cost of a precise one (vendor/pingora-core).
+fn coarse_now() -> tokio::time::Instant {
+    tokio::time::Instant::from_std(pingora_core::utils::coarse_clock::instant())
+}
+
+thread_local! {
+    /// A read-ahead buffer lent to the connection whose wait has just ended
+    /// and given back when Pingora has taken its bytes (usually in the same
+    /// poll): no allocation per request, none held by idle connections.
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// How much one read for the start of a request takes (Pingora's first
@@ -119,6 +146,9 @@ impl ClientStream {
             let mut rb = ReadBuf::uninit(&mut stack);
             match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
                 Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                    if self.ahead.capacity() == 0 {
+                        self.ahead = SPARE.take();
+                    }
                     self.ahead.extend_from_slice(rb.filled())
                 }
                 Poll::Ready(_) => return Poll::Ready(false),
@@ -132,34 +162,25 @@ impl ClientStream {
     /// connection future is large (tens of KB), so an idle connection should
     /// not be inside it. False when the client went away, stayed silent for
     /// `idle`, or `stop` fired: the connection is closed.
-    pub async fn wait_for_request(
-        &mut self,
-        idle: Duration,
-        stop: Option<&pingora_core::server::ShutdownWatch>,
-    ) -> bool {
-        if stop.is_some_and(|sd| *sd.borrow()) {
+    pub async fn wait_for_request(&mut self, idle: Duration, stop: Option<Stop<'_>>) -> bool {
+        if stop.as_ref().is_some_and(|s| *s.watch.borrow()) {
             return false;
         }
-        self.deadline.set(tokio::time::Instant::now() + idle);
+        self.deadline.set(coarse_now() + idle);
         let got = match stop {
             None => self.fill_ahead_in_time(1).await,
-            Some(shutdown) => {
-                // Under load the next request is often there already: only a
-                // wait that has to block also listens for the shutdown (a
-                // watch receiver cloned and registered per wait otherwise).
+            Some(mut stop) => {
+                // Under load the next request is often there already: the
+                // stop signal is polled only by a wait that has to block.
                 let fill = self.fill_ahead_in_time(1);
                 tokio::pin!(fill);
-                match std::future::poll_fn(|cx| Poll::Ready(fill.as_mut().poll(cx))).await {
-                    Poll::Ready(got) => got,
-                    Poll::Pending => {
-                        let mut sd = shutdown.clone();
-                        tokio::select! {
-                            biased;
-                            got = &mut fill => got,
-                            _ = sd.changed() => false,
-                        }
+                std::future::poll_fn(|cx| match fill.as_mut().poll(cx) {
+                    Poll::Pending if stop.changed.as_mut().poll(cx).is_ready() => {
+                        Poll::Ready(false)
                     }
-                }
+                    got => got,
+                })
+                .await
             }
         };
         // The head's own deadline starts with its first byte.
@@ -215,7 +236,9 @@ impl AsyncRead for ClientStream {
             buf.put_slice(&this.ahead()[..n]);
             this.ahead_pos += n;
             if this.ahead_pos == this.ahead.len() {
-                this.ahead = Vec::new();
+                let mut spent = std::mem::take(&mut this.ahead);
+                spent.clear();
+                SPARE.set(spent);
                 this.ahead_pos = 0;
             }
             n
@@ -245,8 +268,7 @@ impl AsyncRead for ClientStream {
         };
         this.delivered += n as u64;
         if n > 0 && this.deadline.due().is_none() && !this.link.head_done() {
-            this.deadline
-                .set(tokio::time::Instant::now() + this.timeout);
+            this.deadline.set(coarse_now() + this.timeout);
         }
         Poll::Ready(Ok(()))
     }

@@ -20,22 +20,27 @@
 
 use super::test_reusable_stream;
 use crate::protocols::Stream;
+use crate::utils::coarse_clock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often the sweeper looks for closed or expired idle streams.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// Times are [`coarse_clock::monotonic`]: an idle timeout is seconds long,
+/// a tick late does not matter, and put and get each read the clock.
+/// `order` tells their age apart within one tick (it counts puts).
 struct Idle {
     stream: Stream,
-    since: Instant,
-    expires: Option<Instant>,
+    since: Duration,
+    order: u64,
+    expires: Option<Duration>,
 }
 
 impl Idle {
-    fn expired(&self, now: Instant) -> bool {
+    fn expired(&self, now: Duration) -> bool {
         self.expires.is_some_and(|t| t <= now)
     }
 }
@@ -44,6 +49,7 @@ impl Idle {
 struct Idles {
     by_key: HashMap<u64, VecDeque<Idle>>,
     count: usize,
+    puts: u64,
 }
 
 /// What a dropped idle stream reports: how long it sat idle.
@@ -80,14 +86,17 @@ impl IdlePool {
         if self.capacity == 0 {
             return;
         }
-        let now = Instant::now();
-        let idle = Idle {
+        let now = coarse_clock::monotonic();
+        let mut idle = Idle {
             stream,
             since: now,
+            order: 0,
             expires: timeout.map(|t| now + t),
         };
         let evicted = {
             let mut idles = self.lock();
+            idles.puts += 1;
+            idle.order = idles.puts;
             idles.by_key.entry(key).or_default().push_back(idle);
             idles.count += 1;
             if idles.count > self.capacity {
@@ -105,7 +114,7 @@ impl IdlePool {
     /// The newest idle stream for `key` that is still usable and that
     /// `fits` (the peer's check that the connection goes where it asks).
     pub(crate) fn get(&self, key: u64, fits: impl Fn(&Stream) -> bool) -> Option<Stream> {
-        let now = Instant::now();
+        let now = coarse_clock::monotonic();
         let mut stale = Vec::new();
         let found = {
             let mut idles = self.lock();
@@ -133,7 +142,7 @@ impl IdlePool {
 
     /// Drop every closed or expired idle stream.
     fn sweep(&self) {
-        let now = Instant::now();
+        let now = coarse_clock::monotonic();
         let stale: Vec<Idle> = {
             let mut idles = self.lock();
             let mut stale = Vec::new();
@@ -161,7 +170,7 @@ impl IdlePool {
 
     fn dropped(&self, idle: Idle) {
         if let Some(cb) = &self.on_drop {
-            cb(idle.since.elapsed());
+            cb(coarse_clock::monotonic().saturating_sub(idle.since));
         }
     }
 
@@ -210,8 +219,8 @@ impl Idles {
         let key = *self
             .by_key
             .iter()
-            .filter_map(|(k, q)| q.front().map(|i| (k, i.since)))
-            .min_by_key(|(_, since)| *since)?
+            .filter_map(|(k, q)| q.front().map(|i| (k, i.order)))
+            .min_by_key(|(_, order)| *order)?
             .0;
         let queue = self.by_key.get_mut(&key)?;
         let idle = queue.pop_front();
@@ -228,6 +237,7 @@ impl Idles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
 

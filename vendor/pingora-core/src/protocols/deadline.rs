@@ -179,7 +179,11 @@ impl Phase {
                 if let Poll::Ready(read) = read.as_mut().poll(cx) {
                     return Poll::Ready(Ok(read));
                 }
-                timer.set(*due.get_or_insert_with(|| Instant::now() + limit));
+                // bulb patch (PATCH.md, "Clocks read at the kernel's
+                // tick"): a deadline seconds away, a tick either way.
+                timer.set(*due.get_or_insert_with(|| {
+                    Instant::from_std(crate::utils::coarse_clock::instant()) + limit
+                }));
                 timer.poll_expired(cx).map(|()| Err(Elapsed))
             })
             .await

@@ -18,6 +18,9 @@
 #[cfg(feature = "any_tls")]
 pub mod tls;
 
+// bulb patch (PATCH.md, "Clocks read at the kernel's tick").
+pub mod coarse_clock;
+
 #[cfg(not(feature = "any_tls"))]
 pub use crate::tls::utils as tls;
 

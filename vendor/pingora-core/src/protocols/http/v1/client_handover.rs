@@ -20,7 +20,7 @@ use pingora_http::ResponseHeader;
 /// The response headers an [`HttpSession`] reads after the head: keep-alive
 /// (`Connection`, `Keep-Alive`), framing (`Transfer-Encoding`,
 /// `Content-Length`) and `Upgrade`.
-const KEPT: [header::HeaderName; 5] = [
+static KEPT: [header::HeaderName; 5] = [
     header::CONNECTION,
     header::HeaderName::from_static("keep-alive"),
     header::TRANSFER_ENCODING,
@@ -32,11 +32,12 @@ const KEPT: [header::HeaderName; 5] = [
 /// copied).
 fn framing_copy(full: &ResponseHeader) -> Box<ResponseHeader> {
     // bulb patch (pingora-http PATCH.md, "Recycled heads"): recycled too;
-    // room for each kept name once, without looking them up twice.
+    // room for each kept name once. One pass over the (few) headers present
+    // rather than a lookup of each kept name.
     let mut copy = pingora_http::recycle::response_no_case(full.status, Some(KEPT.len()));
     copy.set_version(full.version);
-    for name in KEPT.iter() {
-        for value in full.headers.get_all(name) {
+    for (name, value) in full.headers.iter() {
+        if KEPT.contains(name) {
             copy.append_header(name.clone(), value.clone())
                 .expect("a header that was already parsed");
         }
