@@ -19,7 +19,7 @@
 //! sockets for long. The size limit drops the oldest idle stream first.
 
 use super::test_reusable_stream;
-use crate::protocols::Stream;
+use crate::protocols::{Digest, Stream};
 use crate::utils::coarse_clock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +34,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// `order` tells their age apart within one tick (it counts puts).
 struct Idle {
     stream: Stream,
+    /// The digest the connection's last HTTP/1 session made, for its next.
+    digest: Option<Box<Digest>>,
     since: Duration,
     order: u64,
     expires: Option<Duration>,
@@ -81,14 +83,22 @@ impl IdlePool {
         self.idles.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keep `stream` for reuse by peers with `key` for at most `timeout`.
-    pub(crate) fn put(self: &Arc<Self>, key: u64, stream: Stream, timeout: Option<Duration>) {
+    /// Keep `stream` (and the `digest` its sessions share) for reuse by
+    /// peers with `key` for at most `timeout`.
+    pub(crate) fn put(
+        self: &Arc<Self>,
+        key: u64,
+        stream: Stream,
+        digest: Option<Box<Digest>>,
+        timeout: Option<Duration>,
+    ) {
         if self.capacity == 0 {
             return;
         }
         let now = coarse_clock::monotonic();
         let mut idle = Idle {
             stream,
+            digest,
             since: now,
             order: 0,
             expires: timeout.map(|t| now + t),
@@ -113,7 +123,12 @@ impl IdlePool {
 
     /// The newest idle stream for `key` that is still usable and that
     /// `fits` (the peer's check that the connection goes where it asks).
-    pub(crate) fn get(&self, key: u64, fits: impl Fn(&Stream) -> bool) -> Option<Stream> {
+    /// With it, the digest it was put with.
+    pub(crate) fn get(
+        &self,
+        key: u64,
+        fits: impl Fn(&Stream) -> bool,
+    ) -> Option<(Stream, Option<Box<Digest>>)> {
         let now = coarse_clock::monotonic();
         let mut stale = Vec::new();
         let found = {
@@ -129,7 +144,7 @@ impl IdlePool {
                     stale.push(idle);
                     continue;
                 }
-                found = Some(idle.stream);
+                found = Some((idle.stream, idle.digest));
                 break;
             }
             found
@@ -260,14 +275,14 @@ mod tests {
         let (b, _sb) = pair(&l).await;
         let (c, _sc) = pair(&l).await;
         let (ida, idb, idc) = (a.id(), b.id(), c.id());
-        p.put(1, a, None);
-        p.put(1, b, None);
+        p.put(1, a, None, None);
+        p.put(1, b, None, None);
         assert!(p.get(2, |_| true).is_none(), "another key");
-        p.put(2, c, None); // over capacity: `a`, the oldest, goes
+        p.put(2, c, None, None); // over capacity: `a`, the oldest, goes
         assert_eq!(p.len(), 2);
-        assert_eq!(p.get(1, |_| true).map(|s| s.id()), Some(idb));
+        assert_eq!(p.get(1, |_| true).map(|(s, _)| s.id()), Some(idb));
         assert!(p.get(1, |_| true).is_none(), "{ida} was evicted");
-        assert_eq!(p.get(2, |_| true).map(|s| s.id()), Some(idc));
+        assert_eq!(p.get(2, |_| true).map(|(s, _)| s.id()), Some(idc));
     }
 
     #[tokio::test]
@@ -277,10 +292,10 @@ mod tests {
         let (a, sa) = pair(&l).await;
         let (b, _sb) = pair(&l).await;
         let (c, mut sc) = pair(&l).await;
-        p.put(1, a, None);
+        p.put(1, a, None, None);
         drop(sa); // the server closes `a`
-        p.put(1, b, Some(Duration::from_millis(1)));
-        p.put(1, c, None);
+        p.put(1, b, None, Some(Duration::from_millis(1)));
+        p.put(1, c, None, None);
         sc.write_all(b"x").await.unwrap(); // unexpected data on `c`
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(p.get(1, |_| true).is_none());
@@ -288,11 +303,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_comes_back_with_its_digest() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let p = pool(8);
+        let (a, _sa) = pair(&l).await;
+        let digest = Box::new(Digest::default());
+        let at: *const Digest = &*digest;
+        p.put(1, a, Some(digest), None);
+        let (_, back) = p.get(1, |_| true).unwrap();
+        assert!(std::ptr::eq(&*back.unwrap(), at));
+    }
+
+    #[tokio::test]
     async fn a_stream_the_peer_refuses_is_dropped() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let p = pool(8);
         let (a, _sa) = pair(&l).await;
-        p.put(1, a, None);
+        p.put(1, a, None, None);
         assert!(p.get(1, |_| false).is_none());
         assert_eq!(p.len(), 0);
     }
@@ -302,7 +329,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let p = pool(8);
         let (a, sa) = pair(&l).await;
-        p.put(1, a, None);
+        p.put(1, a, None, None);
         drop(sa);
         let t = Instant::now();
         while p.len() > 0 && t.elapsed() < Duration::from_secs(5) {

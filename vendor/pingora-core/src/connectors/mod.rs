@@ -24,7 +24,7 @@ mod tls;
 use crate::tls::connectors as tls;
 
 use crate::protocols::l4::ext::attach_connect_local_addr;
-use crate::protocols::{GetSocketDigest, Stream};
+use crate::protocols::{Digest, GetSocketDigest, Stream};
 use crate::server::configuration::ServerConf;
 use crate::upstreams::peer::{Peer, ALPN};
 
@@ -252,6 +252,16 @@ impl TransportConnector {
 
     /// Try to find a reusable connection to the given server [Peer]
     pub async fn reused_stream<P: Peer + Send + Sync>(&self, peer: &P) -> Option<Stream> {
+        self.reused_stream_with_digest(peer)
+            .map(|(stream, _)| stream)
+    }
+
+    /// bulb patch (PATCH.md, "A backend connection's digest kept with it"):
+    /// [`Self::reused_stream`], with the digest it was released with.
+    pub fn reused_stream_with_digest<P: Peer + Send + Sync>(
+        &self,
+        peer: &P,
+    ) -> Option<(Stream, Option<Box<Digest>>)> {
         // bulb patch (PATCH.md, "The upstream keep-alive pool"): the pool owns
         // its idle streams, so there is no watcher task to wait for; the peer
         // check reads the address the stream's digest keeps (no `getpeername`
@@ -277,15 +287,27 @@ impl TransportConnector {
     /// If a [Stream] is dropped instead of being returned via this function. it will be closed.
     pub fn release_stream(
         &self,
-        mut stream: Stream,
+        stream: Stream,
         key: u64, // usually peer.reuse_hash()
+        idle_timeout: Option<Duration>,
+    ) {
+        self.release_stream_with_digest(stream, None, key, idle_timeout)
+    }
+
+    /// bulb patch: [`Self::release_stream`], keeping `digest` (that of the
+    /// stream's last HTTP/1 session) with it for its next session.
+    pub fn release_stream_with_digest(
+        &self,
+        mut stream: Stream,
+        digest: Option<Box<Digest>>,
+        key: u64,
         idle_timeout: Option<Duration>,
     ) {
         if !test_reusable_stream(&mut stream, &self.unexpected_data_conn_count) {
             return;
         }
         debug!("Try to keepalive client session");
-        self.idle_pool.put(key, stream, idle_timeout);
+        self.idle_pool.put(key, stream, digest, idle_timeout);
     }
 
     /// Get a stream to the given server [Peer]

@@ -32,22 +32,28 @@ impl Connector {
         }
     }
 
+    // bulb patch (PATCH.md, "A backend connection's digest kept with it"):
+    // a pooled connection comes back with the digest its last session made.
     pub async fn get_http_session<P: Peer + Send + Sync + 'static>(
         &self,
         peer: &P,
     ) -> Result<(HttpSession, bool)> {
-        let (stream, reused) = self.transport.get_stream(peer).await?;
-        let http = HttpSession::new_with_options(stream, peer);
-        Ok((http, reused))
+        if let Some(http) = self.reused_http_session(peer).await {
+            return Ok((http, true));
+        }
+        // As `TransportConnector::get_stream`: the connect future boxed.
+        let stream = Box::pin(self.transport.new_stream(peer)).await?;
+        Ok((HttpSession::new_with_options(stream, peer), false))
     }
 
     pub async fn reused_http_session<P: Peer + Send + Sync + 'static>(
         &self,
         peer: &P,
     ) -> Option<HttpSession> {
-        let stream = self.transport.reused_stream(peer).await?;
-        let http = HttpSession::new_with_options(stream, peer);
-        Some(http)
+        let (stream, digest) = self.transport.reused_stream_with_digest(peer)?;
+        Some(HttpSession::new_with_options_and_digest(
+            stream, peer, digest,
+        ))
     }
 
     pub async fn release_http_session<P: Peer + Send + Sync + 'static>(
@@ -57,9 +63,13 @@ impl Connector {
         idle_timeout: Option<Duration>,
     ) {
         session.respect_keepalive();
-        if let Some(stream) = session.reuse().await {
-            self.transport
-                .release_stream(stream, peer.reuse_hash(), idle_timeout);
+        if let Some((stream, digest)) = session.reuse_with_digest().await {
+            self.transport.release_stream_with_digest(
+                stream,
+                Some(digest),
+                peer.reuse_hash(),
+                idle_timeout,
+            );
         }
     }
 

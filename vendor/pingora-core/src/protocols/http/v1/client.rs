@@ -80,12 +80,22 @@ pub struct HttpSession {
 impl HttpSession {
     /// Create a new http client session from an established (TCP or TLS) [`Stream`].
     pub fn new(stream: Stream) -> Self {
+        Self::new_with_digest(stream, None)
+    }
+
+    /// bulb patch (PATCH.md, "A backend connection's digest kept with it"):
+    /// as [`Self::new`], with the digest an earlier session on the same
+    /// connection made (see [`Self::reuse_with_digest`]), if any: a pooled
+    /// connection's digest is the same for every request on it.
+    pub fn new_with_digest(stream: Stream, digest: Option<Box<Digest>>) -> Self {
         // TODO: maybe we should put digest in the connection itself
-        let digest = Box::new(Digest {
-            ssl_digest: stream.get_ssl_digest(),
-            timing_digest: stream.get_timing_digest(),
-            proxy_digest: stream.get_proxy_digest(),
-            socket_digest: stream.get_socket_digest(),
+        let digest = digest.unwrap_or_else(|| {
+            Box::new(Digest {
+                ssl_digest: stream.get_ssl_digest(),
+                timing_digest: stream.get_timing_digest(),
+                proxy_digest: stream.get_proxy_digest(),
+                socket_digest: stream.get_socket_digest(),
+            })
         });
         HttpSession {
             underlying_stream: stream,
@@ -113,7 +123,16 @@ impl HttpSession {
 
     /// Create a new http client session and apply peer options
     pub fn new_with_options<P: crate::upstreams::peer::Peer>(stream: Stream, peer: &P) -> Self {
-        let mut session = Self::new(stream);
+        Self::new_with_options_and_digest(stream, peer, None)
+    }
+
+    /// bulb patch: [`Self::new_with_options`] with [`Self::new_with_digest`].
+    pub fn new_with_options_and_digest<P: crate::upstreams::peer::Peer>(
+        stream: Stream,
+        peer: &P,
+        digest: Option<Box<Digest>>,
+    ) -> Self {
+        let mut session = Self::new_with_digest(stream, digest);
         if let Some(options) = peer.get_peer_options() {
             session.set_allow_h1_response_invalid_content_length(
                 options.allow_h1_response_invalid_content_length,
@@ -693,7 +712,14 @@ impl HttpSession {
     /// server is being contacted. A new client session can be created via [`Self::new()`].
     /// If the connection cannot be reused, the underlying stream will be closed and `None` will be
     /// returned.
-    pub async fn reuse(mut self) -> Option<Stream> {
+    pub async fn reuse(self) -> Option<Stream> {
+        self.reuse_with_digest().await.map(|(stream, _)| stream)
+    }
+
+    /// bulb patch (PATCH.md, "A backend connection's digest kept with it"):
+    /// [`Self::reuse`], and the session's digest for the connection's next
+    /// session ([`Self::new_with_digest`]).
+    pub async fn reuse_with_digest(mut self) -> Option<(Stream, Box<Digest>)> {
         if !self.body_reader.body_complete() || self.body_reader.has_bytes_overread() {
             self.set_keepalive(None);
         }
@@ -714,7 +740,7 @@ impl HttpSession {
                 if let Some(head) = self.response_header.take() {
                     pingora_http::recycle::recycle_response(head);
                 }
-                Some(self.underlying_stream)
+                Some((self.underlying_stream, self.digest))
             }
         }
     }

@@ -92,5 +92,12 @@ mod tests {
         http.respect_keepalive();
         assert!(http.will_keepalive());
         assert_eq!(http.get_keepalive_values(), (Some(7), None));
+
+        // bulb patch (PATCH.md, "A backend connection's digest kept with
+        // it"): the connection's next session has the same digest.
+        let made: *const _ = http.digest();
+        let (stream, digest) = http.reuse_with_digest().await.expect("kept alive");
+        let next = HttpSession::new_with_digest(stream, Some(digest));
+        assert!(std::ptr::eq(next.digest(), made));
     }
 }
