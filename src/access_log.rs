@@ -83,6 +83,9 @@ enum Msg {
 /// Handle to the access log; cheap to share.
 pub struct AccessLog {
     tx: ArcSwapOption<SyncSender<Msg>>,
+    /// Whether `tx` is set: read per request, where loading `tx` would
+    /// cost an `ArcSwap` load even with the log off.
+    on: AtomicBool,
     dropped: Arc<AtomicU64>,
     json: AtomicBool,
 }
@@ -94,6 +97,7 @@ impl AccessLog {
     pub fn new(target: &AccessLogSpec, format: LogFormat) -> Self {
         let log = AccessLog {
             tx: ArcSwapOption::empty(),
+            on: AtomicBool::new(false),
             dropped: Arc::new(AtomicU64::new(0)),
             json: AtomicBool::new(false),
         };
@@ -122,6 +126,7 @@ impl AccessLog {
                 }
             }
         };
+        self.on.store(tx.is_some(), Relaxed);
         self.tx.store(tx.map(Arc::new));
     }
 
@@ -139,7 +144,7 @@ impl AccessLog {
 
     /// Whether lines are being written.
     pub fn enabled(&self) -> bool {
-        self.tx.load().is_some()
+        self.on.load(Relaxed)
     }
 
     /// Lines dropped so far because the writer was behind.

@@ -20,6 +20,15 @@ pub fn now_us() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
+/// [`now_us`] to within a kernel tick (a few ms), at a fifth of the cost of
+/// a precise clock read: for when a sample was taken, not how long it took.
+pub fn coarse_us() -> u64 {
+    let start = *START.get_or_init(Instant::now);
+    pingora_core::utils::coarse_clock::instant()
+        .saturating_duration_since(start)
+        .as_micros() as u64
+}
+
 /// Something allowed at most once per period (a warning that would
 /// otherwise be logged per request).
 pub struct Throttle {

@@ -2,7 +2,7 @@
 //! average of the measured time, restarted whenever the backend becomes
 //! usable again.
 
-use crate::clock::now_us;
+use crate::clock::{coarse_us, now_us};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -37,7 +37,9 @@ impl Timing {
     /// mean), so that one slow first answer (a cold connection) does not
     /// stand for the whole time constant.
     pub fn record(&self, sample: Duration, decay: Duration, since: u64) {
-        let now = now_us();
+        // When, not how long: a tick off does not change the weights of a
+        // decay that is seconds long (never before `since`, which is past).
+        let now = coarse_us().max(since);
         let s = sample.as_secs_f64();
         let at = self.avg_at_us.load(Relaxed);
         let avg = if at == 0 || at < since {
