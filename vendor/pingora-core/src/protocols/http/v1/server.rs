@@ -317,7 +317,7 @@ impl HttpSession {
             .pipelined_prefix
             .take()
             .filter(|prefix| !prefix.is_empty())
-            .unwrap_or_else(|| BytesMut::with_capacity(INIT_HEADER_BUF_SIZE));
+            .unwrap_or_else(head_read_buf);
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
@@ -1537,6 +1537,10 @@ impl HttpSession {
                 if let Some(head) = self.response_written.take() {
                     pingora_http::recycle::recycle_response(head);
                 }
+                // bulb patch (PATCH.md, "A request's read buffer used
+                // again"): its head is gone; the bytes go back with it.
+                self.raw_header = None;
+                give_back_read_buf(std::mem::take(&mut self.buf));
                 let stream = std::mem::replace(
                     &mut self.underlying_stream,
                     Box::new(crate::protocols::detached::Detached),
