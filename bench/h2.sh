@@ -5,7 +5,8 @@
 # Usage: bench/h2.sh [SECONDS_PER_RUN=6] [REPEATS=3] [CLIENTS=50] [STREAMS=10]
 # Prints req/s, mean/p99-ish latency (h2load's max is not a p99: it reports
 # mean and sd) and CPU µs per request of the balancer process; medians of
-# interleaved runs.
+# interleaved runs. BULB_BIN=/path/to/bulb runs that binary instead of
+# building this tree's (say, an older one, for before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-6}; REPS=${2:-3}; CLIENTS=${3:-50}; STREAMS=${4:-10}
@@ -89,7 +90,7 @@ upstreams:
     protocol: h2c
     backends: [{address: 127.0.0.1:9201}, {address: 127.0.0.1:9202}, {address: 127.0.0.1:9203}]
 YAML
-RUST_LOG=warn target/release/bulb -c "$W/bulb.yaml" & pids+=($!); BULB=$!
+RUST_LOG=warn "${BULB_BIN:-target/release/bulb}" -c "$W/bulb.yaml" & pids+=($!); BULB=$!
 for p in 9201 8281 8282 8283; do
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done

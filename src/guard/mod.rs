@@ -134,8 +134,13 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             // its connections to the end (below).
             return None;
         }
-        let limits = &self.shared.runtime.load().config.limits;
-        let (max, header_timeout) = (limits.max_client_connections, limits.client_header_timeout);
+        // Copied out: a runtime guard held for the connection's life would
+        // hold its config past a reload and slow every other load.
+        let (max, header_timeout) = {
+            let rt = self.shared.runtime.load();
+            let limits = &rt.config.limits;
+            (limits.max_client_connections, limits.client_header_timeout)
+        };
         let Some(counted) = crate::admission::connection(&self.shared, max) else {
             if stream.get_ssl().is_none() {
                 let _ = stream
