@@ -95,13 +95,19 @@ impl PreTlsProcess for AcceptProxy {
         let (Some(local), peer) = (inet(digest.local_addr()), inet(digest.peer_addr())) else {
             return Ok(());
         };
-        let rt = self.shared.runtime.load();
-        if !rt.listener(local).is_some_and(|l| l.accept_proxy) {
-            return Ok(());
-        }
-        let trusted = &rt.config.trusted_proxies;
+        // Decided before the wait for the header, so that no runtime guard
+        // is held across it (one per waiting connection would keep the config
+        // past a reload and slow every other load on the thread).
+        let trusted = {
+            let rt = self.shared.runtime.load();
+            if !rt.listener(local).is_some_and(|l| l.accept_proxy) {
+                return Ok(());
+            }
+            let proxies = &rt.config.trusted_proxies;
+            peer.is_some_and(|p| proxies.iter().any(|c| c.contains(p.ip())))
+        };
         let metrics = &self.shared.metrics;
-        if !peer.is_some_and(|p| trusted.iter().any(|c| c.contains(p.ip()))) {
+        if !trusted {
             metrics.proxy_refused.fetch_add(1, Relaxed);
             return Err(refuse(format!(
                 "PROXY header expected from a trusted proxy, not {peer:?}"
