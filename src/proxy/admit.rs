@@ -81,7 +81,10 @@ async fn too_many(session: &mut Session, wait: std::time::Duration) -> Result<bo
 
 /// Admit the request of `session`: `Ok(true)` when it was answered here.
 pub async fn admit(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let rt = shared.runtime.load();
+    // An `Arc`, not a load guard: admission may wait (a refusal written to a
+    // slow client, a shared rate store), and a guard held across waits keeps
+    // the config past a reload and slows every other load on the thread.
+    let rt = shared.runtime.load_full();
     let limits = &rt.config.limits;
     let raw_head = session
         .as_downstream()
