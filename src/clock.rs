@@ -20,11 +20,19 @@ pub fn now_us() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
-/// [`now_us`] to within a kernel tick (a few ms), at a fifth of the cost of
-/// a precise clock read: for when a sample was taken, not how long it took.
+/// Now to within a kernel tick (a few ms), at a fifth of the cost of a
+/// precise clock read (vendor/pingora-core, "Clocks read at the kernel's
+/// tick"): for deadlines seconds away and for when something happened, not
+/// for how long it took.
+pub fn coarse_instant() -> tokio::time::Instant {
+    tokio::time::Instant::from_std(pingora_core::utils::coarse_clock::instant())
+}
+
+/// [`now_us`] on the [`coarse_instant`] clock.
 pub fn coarse_us() -> u64 {
     let start = *START.get_or_init(Instant::now);
-    pingora_core::utils::coarse_clock::instant()
+    coarse_instant()
+        .into_std()
         .saturating_duration_since(start)
         .as_micros() as u64
 }

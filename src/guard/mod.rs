@@ -26,7 +26,8 @@ mod link;
 mod stream;
 
 pub use link::Link;
-pub use stream::{ClientStream, Stop};
+pub use stream::ClientStream;
+use stream::Stop;
 
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -136,10 +137,14 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         }
         // Copied out: a runtime guard held for the connection's life would
         // hold its config past a reload and slow every other load.
-        let (max, header_timeout) = {
+        let (max, header_timeout, keepalive) = {
             let rt = self.shared.runtime.load();
             let limits = &rt.config.limits;
-            (limits.max_client_connections, limits.client_header_timeout)
+            (
+                limits.max_client_connections,
+                limits.client_header_timeout,
+                limits.client_keepalive_timeout,
+            )
         };
         let Some(counted) = crate::admission::connection(&self.shared, max) else {
             if stream.get_ssl().is_none() {
@@ -184,7 +189,6 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         // load and stream downcast per request, and one shutdown receiver
         // registered once, not per wait. An idle keep-alive connection is
         // closed at once when stopping.
-        let keepalive = self.keepalive();
         let mut guarded = self.serve(guarded, keepalive, shutdown).await?;
         drop(first_work);
         let mut stop_rx = shutdown.clone();

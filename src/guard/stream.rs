@@ -4,6 +4,7 @@
 
 use super::link::Link;
 use crate::admission::Counted;
+use crate::clock::coarse_instant;
 use async_trait::async_trait;
 use pingora_core::apps::HttpPersistentSettings;
 use pingora_core::protocols::deadline::LazyDeadline;
@@ -26,12 +27,12 @@ use tokio::sync::watch::error::RecvError;
 /// (already stopping?), and the `changed()` future of a receiver the
 /// connection keeps from one wait to the next, so that it is registered once
 /// per connection rather than cloned and registered per wait.
-pub struct Stop<'a> {
+pub(super) struct Stop<'a> {
     /// The server's shutdown watch.
-    pub watch: &'a ShutdownWatch,
+    pub(super) watch: &'a ShutdownWatch,
     /// `changed()` of a receiver of `watch`; not polled again once ready
     /// (the wait that sees it closes the connection).
-    pub changed: Pin<&'a mut (dyn Future<Output = Result<(), RecvError>> + Send)>,
+    pub(super) changed: Pin<&'a mut (dyn Future<Output = Result<(), RecvError>> + Send)>,
 }
 
 /// A client stream whose request head must arrive within a deadline.
@@ -62,12 +63,6 @@ pub struct ClientStream {
     ahead: Vec<u8>,
     ahead_pos: usize,
     _counted: Counted,
-}
-
-/// Now, to within a kernel tick (deadlines here are seconds long): a
-/// clock read a fifth of the cost of a precise one (vendor/pingora-core).
-fn coarse_now() -> tokio::time::Instant {
-    tokio::time::Instant::from_std(pingora_core::utils::coarse_clock::instant())
 }
 
 thread_local! {
@@ -162,11 +157,15 @@ impl ClientStream {
     /// connection future is large (tens of KB), so an idle connection should
     /// not be inside it. False when the client went away, stayed silent for
     /// `idle`, or `stop` fired: the connection is closed.
-    pub async fn wait_for_request(&mut self, idle: Duration, stop: Option<Stop<'_>>) -> bool {
+    pub(super) async fn wait_for_request(
+        &mut self,
+        idle: Duration,
+        stop: Option<Stop<'_>>,
+    ) -> bool {
         if stop.as_ref().is_some_and(|s| *s.watch.borrow()) {
             return false;
         }
-        self.deadline.set(coarse_now() + idle);
+        self.deadline.set(coarse_instant() + idle);
         let got = match stop {
             None => self.fill_ahead_in_time(1).await,
             Some(mut stop) => {
@@ -268,7 +267,7 @@ impl AsyncRead for ClientStream {
         };
         this.delivered += n as u64;
         if n > 0 && this.deadline.due().is_none() && !this.link.head_done() {
-            this.deadline.set(coarse_now() + this.timeout);
+            this.deadline.set(coarse_instant() + this.timeout);
         }
         Poll::Ready(Ok(()))
     }

@@ -3,11 +3,11 @@
 
 //! Clocks read at the kernel's tick, for timestamps where a few milliseconds
 //! do not matter: how long an idle connection sat in the pool, the `Date`
-//! header (whole seconds), the deadline of a read that times out in seconds. On Linux `CLOCK_MONOTONIC_COARSE` and
-//! `CLOCK_REALTIME_COARSE` are read from the vDSO without reading the TSC:
-//! about 4 ns, against about 20 for `Instant::now()` on a virtual machine,
-//! lagging real time by at most one tick (1-10 ms). Elsewhere they are the
-//! precise clocks.
+//! header (whole seconds), the deadline of a read that times out in seconds.
+//! On Linux `CLOCK_MONOTONIC_COARSE` and `CLOCK_REALTIME_COARSE` are read
+//! from the vDSO without reading the TSC: about 4 ns, against about 20 for
+//! `Instant::now()` on a virtual machine, lagging real time by at most one
+//! tick (1-10 ms). Elsewhere they are the precise clocks.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -47,7 +47,6 @@ pub fn monotonic() -> Duration {
     #[cfg(not(target_os = "linux"))]
     {
         use std::sync::OnceLock;
-        use std::time::Instant;
         static START: OnceLock<Instant> = OnceLock::new();
         START.get_or_init(Instant::now).elapsed()
     }
@@ -83,7 +82,7 @@ fn read(clock: libc::clockid_t) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     #[test]
     fn the_coarse_clocks_keep_up_with_the_precise_ones() {
