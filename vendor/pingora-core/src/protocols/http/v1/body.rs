@@ -265,6 +265,31 @@ impl BodyReader {
         }
     }
 
+    /// bulb patch (PATCH.md, "A body that came with its head"): a
+    /// `Content-Length` body of `cl` bytes that the caller already holds
+    /// whole (it was read with the head). No buffer is made: the caller
+    /// either hands the bytes on and calls [`Self::whole_body_taken`], or
+    /// gives them back with [`Self::rewind_whole_body`] to read them through
+    /// [`Self::read_body`] as [`Self::init_content_length`] would have.
+    pub fn init_content_length_held(&mut self, cl: usize) {
+        self.body_state = PS::Partial(0, cl);
+    }
+
+    /// bulb patch: the body announced to [`Self::init_content_length_held`]
+    /// was handed on whole: the body is complete.
+    pub fn whole_body_taken(&mut self) {
+        if let PS::Partial(read, to_read) = self.body_state {
+            self.body_state = PS::Complete(read + to_read);
+        }
+    }
+
+    /// bulb patch: the body announced to [`Self::init_content_length_held`]
+    /// is to be read through [`Self::read_body`] after all: it is copied in
+    /// as the bytes read with the head.
+    pub fn rewind_whole_body(&mut self, body: &[u8]) {
+        self.prepare_buf_for(body, body.len());
+    }
+
     /// Zero-copy variant of [`Self::init_content_length`].
     ///
     /// `buf_to_rewind` is adopted as the body buffer (or, when `cl` is 0, as the overread buffer)

@@ -43,6 +43,9 @@ pub struct HttpSession {
     pub(crate) underlying_stream: Stream,
     raw_header: Option<BufRef>,
     preread_body: Option<BufRef>,
+    /// bulb patch (PATCH.md, "A body that came with its head"): a
+    /// `Content-Length` body read whole with the head, as a slice of it.
+    held_body: Option<Bytes>,
     body_reader: BodyReader,
     body_writer: BodyWriter,
     // timeouts:
@@ -103,6 +106,7 @@ impl HttpSession {
             response_header_read_buf: BytesMut::new(),
             raw_header: None,
             preread_body: None,
+            held_body: None,
             body_reader: BodyReader::new(true),
             body_writer: BodyWriter::new(),
             keepalive_timeout: KeepaliveStatus::Off,
@@ -420,7 +424,10 @@ impl HttpSession {
                 ));
             }
 
-            if self
+            if self.response_header_read_buf.capacity() == 0 {
+                // bulb patch (PATCH.md, "Head read buffers used again").
+                self.response_header_read_buf = super::read_bufs::response_read_buf();
+            } else if self
                 .response_header_read_buf
                 .capacity()
                 .saturating_sub(self.response_header_read_buf.len())
@@ -530,6 +537,10 @@ impl HttpSession {
     /// Return `Ok(Some(ref)) after a successful read.
     /// Return `Ok(None)` if there is no more body to read.
     pub async fn read_body_ref(&mut self) -> Result<Option<&[u8]>> {
+        // bulb patch: a body held whole is read as the bytes after the head.
+        if let Some(body) = self.held_body.take() {
+            self.body_reader.rewind_whole_body(&body);
+        }
         let result = match self.read_timeout {
             Some(t) => match timeout(t, self.do_read_body()).await {
                 Ok(res) => res,
@@ -549,6 +560,13 @@ impl HttpSession {
 
     /// Similar to [`Self::read_body_ref`] but return `Bytes` instead of a slice reference.
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
+        // bulb patch (PATCH.md, "A body that came with its head"): handed on
+        // as it is, no buffer and no copy.
+        if let Some(body) = self.held_body.take() {
+            self.body_reader.whole_body_taken();
+            self.body_recv = self.body_recv.saturating_add(body.len());
+            return Ok(Some(body));
+        }
         let read = self.read_body_ref().await?;
         Ok(read.map(Bytes::copy_from_slice))
     }
@@ -740,6 +758,8 @@ impl HttpSession {
                 if let Some(head) = self.response_header.take() {
                     pingora_http::recycle::recycle_response(head);
                 }
+                // bulb patch (PATCH.md, "Head read buffers used again").
+                super::read_bufs::leave_response_buf(std::mem::take(&mut self.buf));
                 Some((self.underlying_stream, self.digest))
             }
         }
@@ -782,7 +802,16 @@ impl HttpSession {
                 // if chunked encoding, content-length should be ignored
                 self.body_reader.init_chunked(preread_body);
             } else if let Some(cl) = self.get_content_length().unwrap_or(None) {
-                self.body_reader.init_content_length(cl, preread_body);
+                // bulb patch (PATCH.md, "A body that came with its head"):
+                // exactly the body, read with the head, is kept as a slice of
+                // the head's buffer rather than copied into a body buffer.
+                if cl > 0 && preread_body.len() == cl {
+                    let held = self.preread_body.as_ref().unwrap().get_bytes(&self.buf);
+                    self.body_reader.init_content_length_held(cl);
+                    self.held_body = Some(held);
+                } else {
+                    self.body_reader.init_content_length(cl, preread_body);
+                }
             } else {
                 self.body_reader.init_close_delimited(preread_body);
                 self.close_delimited_resp = true;

@@ -68,6 +68,7 @@ impl HttpSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::http::v1::common::INIT_HEADER_BUF_SIZE;
     use tokio_test::io::Builder;
 
     #[tokio::test]
@@ -93,11 +94,92 @@ mod tests {
         assert!(http.will_keepalive());
         assert_eq!(http.get_keepalive_values(), (Some(7), None));
 
+        // bulb patch (PATCH.md, "A body that came with its head"): the body
+        // is the bytes right after the head, not a copy of them.
+        let raw = http.get_headers_raw_bytes();
+        assert_eq!(body.as_ptr(), raw.as_ptr().wrapping_add(raw.len()));
+        assert_eq!(http.body_bytes_received(), 3);
+
         // bulb patch (PATCH.md, "A backend connection's digest kept with
         // it"): the connection's next session has the same digest.
         let made: *const _ = http.digest();
         let (stream, digest) = http.reuse_with_digest().await.expect("kept alive");
         let next = HttpSession::new_with_digest(stream, Some(digest));
         assert!(std::ptr::eq(next.digest(), made));
+    }
+
+    // bulb patch (PATCH.md, "A body that came with its head").
+    #[tokio::test]
+    async fn a_body_held_with_its_head_reads_as_before() {
+        // Read by reference (as a caller other than the proxy does): the same
+        // bytes and states as a body copied into the body buffer.
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+        let mock_io = Builder::new().read(&wire[..]).build();
+        let mut http = HttpSession::new(Box::new(mock_io));
+        http.read_response().await.unwrap();
+        assert!(!http.is_body_done());
+        assert_eq!(http.read_body_ref().await.unwrap(), Some(&b"abc"[..]));
+        assert!(http.is_body_done());
+        assert_eq!(http.read_body_ref().await.unwrap(), None);
+        assert_eq!(http.body_bytes_received(), 3);
+
+        // More than the body with the head (a backend that sent too much):
+        // not held; the extra bytes still make the connection unusable.
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcde";
+        let mock_io = Builder::new().read(&wire[..]).build();
+        let mut http = HttpSession::new(Box::new(mock_io));
+        http.read_response_task_handover().await.unwrap();
+        let HttpTask::Body(Some(body), true) = http.read_response_task_handover().await.unwrap()
+        else {
+            panic!("not the whole body");
+        };
+        assert_eq!(&body[..], b"abc");
+        http.respect_keepalive();
+        assert!(http.reuse().await.is_none());
+    }
+
+    // bulb patch (PATCH.md, "Head read buffers used again").
+    #[tokio::test]
+    async fn a_response_buffer_is_used_again_once_nothing_holds_it() {
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+        let mock_io = Builder::new().read(&wire[..]).build();
+        let mut http = HttpSession::new(Box::new(mock_io));
+        let HttpTask::Header(head, _) = http.read_response_task_handover().await.unwrap() else {
+            panic!("not a head");
+        };
+        let at = http.get_headers_raw_bytes().as_ptr();
+        let HttpTask::Body(Some(body), true) = http.read_response_task_handover().await.unwrap()
+        else {
+            panic!("not the whole body");
+        };
+        http.respect_keepalive();
+        assert!(http.reuse().await.is_some());
+
+        // The next response while the head and body are still forwarded: a
+        // new buffer.
+        let mock_io = Builder::new().read(&wire[..]).build();
+        let mut next = HttpSession::new(Box::new(mock_io));
+        next.read_response().await.unwrap();
+        assert_ne!(next.get_headers_raw_bytes().as_ptr(), at);
+        drop(next);
+
+        drop((head, body));
+
+        // Once they are written and gone, the same buffer.
+        let mock_io = Builder::new().read(&wire[..]).build();
+        let mut http = HttpSession::new(Box::new(mock_io));
+        let head = http.read_response_task_handover().await.unwrap();
+        let body = http.read_response_task_handover().await.unwrap();
+        http.respect_keepalive();
+        let at = http.get_headers_raw_bytes().as_ptr();
+        assert!(http.reuse().await.is_some());
+        drop((head, body));
+        // Had the buffer been freed, this would likely take its place.
+        let other = bytes::BytesMut::with_capacity(INIT_HEADER_BUF_SIZE);
+        let mock_io = Builder::new().read(&wire[..]).build();
+        let mut next = HttpSession::new(Box::new(mock_io));
+        next.read_response().await.unwrap();
+        assert_eq!(next.get_headers_raw_bytes().as_ptr(), at);
+        drop(other);
     }
 }

@@ -14,7 +14,6 @@
 
 //! Common functions and constants
 
-use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue};
 use log::{debug, warn};
 use pingora_error::{Error, ErrorType::*, Result};
@@ -280,29 +279,6 @@ pub(super) fn is_buf_keepalive(header_value: Option<&HeaderValue>) -> Option<boo
 thread_local! {
     // bulb patch (PATCH.md, "No per-head allocations for header offsets").
     static HEADER_REFS: std::cell::Cell<Vec<KVRef>> = const { std::cell::Cell::new(Vec::new()) };
-    // bulb patch (PATCH.md, "A request's read buffer used again").
-    static READ_BUF: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
-}
-
-/// bulb patch (PATCH.md, "A request's read buffer used again"): an empty
-/// buffer of [INIT_HEADER_BUF_SIZE] bytes for a head, the one a finished
-/// request gave back on this thread when there is one.
-pub(super) fn head_read_buf() -> BytesMut {
-    READ_BUF
-        .take()
-        .unwrap_or_else(|| BytesMut::with_capacity(INIT_HEADER_BUF_SIZE))
-}
-
-/// bulb patch: give a finished request's read buffer back for
-/// [head_read_buf], if nothing else refers to it any more and it has its
-/// usual size.
-pub(super) fn give_back_read_buf(buf: Bytes) {
-    if let Ok(mut buf) = buf.try_into_mut() {
-        buf.clear();
-        if (INIT_HEADER_BUF_SIZE..=2 * INIT_HEADER_BUF_SIZE).contains(&buf.capacity()) {
-            READ_BUF.set(Some(buf));
-        }
-    }
 }
 
 /// bulb patch (PATCH.md): an empty list for [populate_headers] with room for
@@ -493,27 +469,6 @@ mod test {
         StatusCode, Version,
     };
     use rstest::rstest;
-
-    #[test]
-    fn a_read_buffer_is_used_again_only_when_nothing_else_holds_it() {
-        // bulb patch (PATCH.md, "A request's read buffer used again").
-        let mut buf = head_read_buf();
-        buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
-        let frozen = buf.freeze();
-        let at = frozen.as_ptr();
-        let held = frozen.slice(4..5); // a header value still in use
-        give_back_read_buf(frozen);
-        assert_ne!(head_read_buf().as_ptr(), at, "taken while still held");
-        drop(held);
-        let mut buf = head_read_buf();
-        buf.extend_from_slice(b"x");
-        let frozen = buf.freeze();
-        let at = frozen.as_ptr();
-        give_back_read_buf(frozen);
-        let next = head_read_buf();
-        assert_eq!(next.as_ptr(), at);
-        assert!(next.is_empty() && next.capacity() >= INIT_HEADER_BUF_SIZE);
-    }
 
     #[test]
     fn test_validate_content_length() {

@@ -19,6 +19,7 @@ pub mod client;
 pub mod common;
 pub(crate) mod header;
 mod head_buf;
+mod read_bufs;
 pub mod server;
 
 /// Test utilities shared across HTTP/1.x unit tests

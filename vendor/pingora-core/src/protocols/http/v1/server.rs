@@ -317,7 +317,7 @@ impl HttpSession {
             .pipelined_prefix
             .take()
             .filter(|prefix| !prefix.is_empty())
-            .unwrap_or_else(head_read_buf);
+            .unwrap_or_else(super::read_bufs::request_read_buf);
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
@@ -1537,10 +1537,10 @@ impl HttpSession {
                 if let Some(head) = self.response_written.take() {
                     pingora_http::recycle::recycle_response(head);
                 }
-                // bulb patch (PATCH.md, "A request's read buffer used
-                // again"): its head is gone; the bytes go back with it.
+                // bulb patch (PATCH.md, "Head read buffers used again"):
+                // its head is gone; the bytes go back with it.
                 self.raw_header = None;
-                give_back_read_buf(std::mem::take(&mut self.buf));
+                super::read_bufs::give_back_request_buf(std::mem::take(&mut self.buf));
                 let stream = std::mem::replace(
                     &mut self.underlying_stream,
                     Box::new(crate::protocols::detached::Detached),
@@ -1616,6 +1616,15 @@ impl HttpSession {
     }
 
     fn buffer_body_data(&mut self, data: Option<Bytes>, upgraded: bool) {
+        if let Some(d) = self.body_data_to_write(data, upgraded) {
+            self.body_write_buf.put_slice(&d);
+        }
+    }
+
+    /// The body bytes of a task that are to be written (bulb patch: the
+    /// checks of [Self::buffer_body_data], for a caller that writes them
+    /// without buffering).
+    fn body_data_to_write(&self, data: Option<Bytes>, upgraded: bool) -> Option<Bytes> {
         if upgraded != self.upgraded {
             if upgraded {
                 panic!("Unexpected Body task received on upgraded downstream session");
@@ -1624,12 +1633,7 @@ impl HttpSession {
             }
         }
 
-        let Some(d) = data else {
-            return;
-        };
-        if !d.is_empty() && !self.body_writer.finished() {
-            self.body_write_buf.put_slice(&d);
-        }
+        data.filter(|d| !d.is_empty() && !self.body_writer.finished())
     }
 
     // TODO: use vectored write to avoid copying
@@ -1700,14 +1704,30 @@ impl HttpSession {
         let prepared = self
             .prepare_response_header(&mut header)
             .map_err(|e| e.into_down())?;
+        // bulb patch (PATCH.md, "A body that came with its head"): a body in
+        // one piece is written from where it is, not copied into the buffer.
+        let mut piece: Option<Bytes> = None;
         for task in tasks {
             if let HttpTask::Body(data, end) = task {
-                self.buffer_body_data(data, false);
                 end_stream = end;
+                let Some(data) = self.body_data_to_write(data, false) else {
+                    continue;
+                };
+                if piece.is_none() && self.body_write_buf.is_empty() {
+                    piece = Some(data);
+                } else {
+                    if let Some(first) = piece.take() {
+                        self.body_write_buf.put_slice(&first);
+                    }
+                    self.body_write_buf.put_slice(&data);
+                }
             }
         }
         let Some((head, flush)) = prepared else {
             // The head was not to be sent (one already was): the body alone.
+            if let Some(piece) = piece {
+                self.body_write_buf.put_slice(&piece);
+            }
             self.write_body_buf().await.map_err(|e| e.into_down())?;
             if end_stream {
                 self.finish_body().await.map_err(|e| e.into_down())?;
@@ -1715,10 +1735,11 @@ impl HttpSession {
             return Ok(end_stream || self.body_writer.finished());
         };
         let body = std::mem::take(&mut self.body_write_buf);
-        let limit = self.write_timeout(head.len() + body.len());
+        let data = piece.as_deref().unwrap_or(&body);
+        let limit = self.write_timeout(head.len() + data.len());
         let write = self
             .body_writer
-            .write_body_after(&mut self.underlying_stream, &head, &body);
+            .write_body_after(&mut self.underlying_stream, &head, data);
         let written = match limit {
             Some(t) => match timeout(t, write).await {
                 Ok(res) => res,
@@ -2994,6 +3015,29 @@ mod tests_stream {
         assert!(done);
         assert_eq!(http_stream.body_bytes_sent(), 5);
         assert!(http_stream.response_written().is_some());
+
+        // bulb patch (PATCH.md, "A body that came with its head"): a body in
+        // one piece is written from its own bytes, the same on the wire.
+        let mock_io = Builder::new()
+            .read(b"GET / HTTP/1.1\r\n\r\n")
+            .write(head)
+            .write(b"hello")
+            .build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.read_request().await.unwrap();
+        http_stream.update_resp_headers = false;
+        let mut response = ResponseHeader::build(StatusCode::OK, None).unwrap();
+        response.append_header("Content-Length", "5").unwrap();
+        let done = http_stream
+            .response_duplex_vec(vec![
+                HttpTask::Header(Box::new(response), false),
+                HttpTask::Body(Some(Bytes::from_static(b"hello")), true),
+            ])
+            .await
+            .unwrap();
+        assert!(done);
+        assert_eq!(http_stream.body_bytes_sent(), 5);
+        assert!(http_stream.body_write_buf.is_empty());
 
         // A chunked head whose first body chunk is empty (a compressor that
         // has not emitted yet): the head alone, the body not ended.
