@@ -64,6 +64,9 @@ pub struct HttpSession {
     pub(crate) digest: Box<Digest>,
     response_header: Option<Box<ResponseHeader>>,
     request_written: Option<Box<RequestHeader>>,
+    /// Whether `request_written` asks for an upgrade (bulb patch, PATCH.md,
+    /// "Small things per message": looked up once, not per check).
+    upgrade_req: bool,
     bytes_sent: usize,
     /// Total response body payload bytes received from upstream
     body_recv: usize,
@@ -112,6 +115,7 @@ impl HttpSession {
             keepalive_timeout: KeepaliveStatus::Off,
             response_header: None,
             request_written: None,
+            upgrade_req: false,
             read_timeout: None,
             head_phase: Phase::default(),
             write_timeout: None,
@@ -186,6 +190,7 @@ impl HttpSession {
             .or_err(WriteError, "flushing request header")?;
 
         // write was successful
+        self.upgrade_req = is_upgrade_req(&req);
         self.request_written = Some(req);
         Ok(to_wire.len())
     }
@@ -821,10 +826,7 @@ impl HttpSession {
 
     /// Whether this request is for upgrade
     pub fn is_upgrade_req(&self) -> bool {
-        match self.request_written.as_deref() {
-            Some(req) => is_upgrade_req(req),
-            None => false,
-        }
+        self.upgrade_req && self.request_written.is_some()
     }
 
     /// `Some(true)` if the this is a successful upgrade

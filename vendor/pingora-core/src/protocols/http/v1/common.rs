@@ -363,6 +363,14 @@ pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
     // If multiple Content-Length headers were sent, everything can still be
     // alright if they all contain the same value, and all parse correctly. If
     // not, then it's an error.
+    // bulb patch (PATCH.md, "Small things per message"): the usual single
+    // value of digits only, parsed as it is.
+    let mut all = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let (Some(only), None) = (all.next(), all.next()) {
+        if let Some(n) = from_digits(only.as_bytes()) {
+            return Some(n);
+        }
+    }
     let mut content_length: Option<u64> = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         // A non-visible-ASCII value can't be a valid Content-Length, so the
