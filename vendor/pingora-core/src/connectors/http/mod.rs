@@ -150,7 +150,14 @@ where
         idle_timeout: Option<Duration>,
     ) {
         match session {
-            HttpSession::H1(h1) => self.h1.release_http_session(h1, peer, idle_timeout).await,
+            // bulb patch (PATCH.md, "A kept backend connection released
+            // without a future"): a kept connection goes back to the pool
+            // without moving its session into two more futures.
+            HttpSession::H1(h1) => {
+                if let Err(mut h1) = self.h1.try_release_http_session(h1, peer, idle_timeout) {
+                    h1.shutdown().await;
+                }
+            }
             HttpSession::H2(h2) => self.h2.release_http_session(h2, peer, idle_timeout),
             HttpSession::Custom(c) => {
                 self.custom

@@ -73,6 +73,27 @@ impl Connector {
         }
     }
 
+    /// bulb patch (PATCH.md, "A kept backend connection released without a
+    /// future"): [`Self::release_http_session`] when the connection is kept,
+    /// with no `await`; else the session back for it (to be shut down).
+    #[allow(clippy::result_large_err)]
+    pub fn try_release_http_session<P: Peer>(
+        &self,
+        mut session: HttpSession,
+        peer: &P,
+        idle_timeout: Option<Duration>,
+    ) -> std::result::Result<(), HttpSession> {
+        session.respect_keepalive();
+        let (stream, digest) = session.try_reuse_with_digest()?;
+        self.transport.release_stream_with_digest(
+            stream,
+            Some(digest),
+            peer.reuse_hash(),
+            idle_timeout,
+        );
+        Ok(())
+    }
+
     /// Return the number of times a pooled connection was found to contain
     /// unexpected data from the server.
     pub fn unexpected_data_connection_count(&self) -> u64 {

@@ -742,32 +742,39 @@ impl HttpSession {
     /// bulb patch (PATCH.md, "A backend connection's digest kept with it"):
     /// [`Self::reuse`], and the session's digest for the connection's next
     /// session ([`Self::new_with_digest`]).
-    pub async fn reuse_with_digest(mut self) -> Option<(Stream, Box<Digest>)> {
+    pub async fn reuse_with_digest(self) -> Option<(Stream, Box<Digest>)> {
+        match self.try_reuse_with_digest() {
+            Ok(kept) => Some(kept),
+            Err(mut session) => {
+                debug!("HTTP shutdown connection");
+                session.shutdown().await;
+                None
+            }
+        }
+    }
+
+    /// bulb patch (PATCH.md, "A kept backend connection released without
+    /// a future"): the keep-alive half of [`Self::reuse_with_digest`], with
+    /// no `await`: the stream and digest when the connection can be kept,
+    /// else the session back, to be shut down ([`Self::shutdown`]).
+    #[allow(clippy::result_large_err)]
+    pub fn try_reuse_with_digest(mut self) -> std::result::Result<(Stream, Box<Digest>), Self> {
         if !self.body_reader.body_complete() || self.body_reader.has_bytes_overread() {
             self.set_keepalive(None);
         }
-
-        // TODO: this function is unnecessarily slow for keepalive case
-        // because that case does not need async
-        match self.keepalive_timeout {
-            KeepaliveStatus::Off => {
-                debug!("HTTP shutdown connection");
-                self.shutdown().await;
-                None
-            }
-            _ => {
-                // bulb patch (pingora-http PATCH.md, "Recycled heads").
-                if let Some(head) = self.request_written.take() {
-                    pingora_http::recycle::recycle_request(head);
-                }
-                if let Some(head) = self.response_header.take() {
-                    pingora_http::recycle::recycle_response(head);
-                }
-                // bulb patch (PATCH.md, "Head read buffers used again").
-                super::read_bufs::leave_response_buf(std::mem::take(&mut self.buf));
-                Some((self.underlying_stream, self.digest))
-            }
+        if matches!(self.keepalive_timeout, KeepaliveStatus::Off) {
+            return Err(self);
         }
+        // bulb patch (pingora-http PATCH.md, "Recycled heads").
+        if let Some(head) = self.request_written.take() {
+            pingora_http::recycle::recycle_request(head);
+        }
+        if let Some(head) = self.response_header.take() {
+            pingora_http::recycle::recycle_response(head);
+        }
+        // bulb patch (PATCH.md, "Head read buffers used again").
+        super::read_bufs::leave_response_buf(std::mem::take(&mut self.buf));
+        Ok((self.underlying_stream, self.digest))
     }
 
     fn init_body_reader(&mut self) {

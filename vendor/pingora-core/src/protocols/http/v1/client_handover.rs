@@ -182,4 +182,27 @@ mod tests {
         assert_eq!(next.get_headers_raw_bytes().as_ptr(), at);
         drop(other);
     }
+
+    // bulb patch (PATCH.md, "A kept backend connection released without a
+    // future").
+    #[tokio::test]
+    async fn a_session_not_kept_comes_back_to_be_shut_down() {
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+        let mock_io = Builder::new().read(&wire[..]).build();
+        let mut http = HttpSession::new(Box::new(mock_io));
+        http.read_response_task_handover().await.unwrap();
+        http.read_response_task_handover().await.unwrap();
+        http.respect_keepalive();
+        assert!(http.try_reuse_with_digest().is_ok(), "a finished response: kept");
+
+        // The body not read to its end: the session comes back.
+        let mock_io = Builder::new().read(&wire[..]).build();
+        let mut http = HttpSession::new(Box::new(mock_io));
+        http.read_response_task_handover().await.unwrap();
+        http.respect_keepalive();
+        let Err(mut back) = http.try_reuse_with_digest() else {
+            panic!("kept with its body unread");
+        };
+        back.shutdown().await;
+    }
 }
