@@ -87,14 +87,24 @@ declare -A base=([nginx]=8180 [haproxy]=8280 [bulb]=8380 [base]=8480)
 declare -A pid=([nginx]=$nginx_worker [haproxy]=$(cat "$W/haproxy.pid") [bulb]=$BULB [base]=$BASE)
 systems=(nginx haproxy bulb ${BASE:+base})
 RES="$W/results.txt"; : > "$RES"
+# CPU time (user + system) of a process in clock ticks, all threads.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_MS=$((1000 / $(getconf CLK_TCK)))
 for _ in $(seq "$REPS"); do
   for s in "${systems[@]}"; do
+    t0=$(cpu_ticks "${pid[$s]}")
     gbps=$(iperf3 -c 127.0.0.1 -p $((base[$s] + 2)) -t "$DUR" -J 2>/dev/null \
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)' || echo 0)
+    t1=$(cpu_ticks "${pid[$s]}")
     cps=$(wrk -t1 -c50 -d"${DUR}s" -H "Connection: close" "http://127.0.0.1:$((base[$s] + 1))/" 2>&1 \
       | awk '/Requests\/sec/ {print $2}')
-    echo "$s $gbps ${cps:-0}" >> "$RES"
-    echo "  $s: bulk ${gbps} Gbit/s, short sessions ${cps:-0}/s" >&2
+    t2=$(cpu_ticks "${pid[$s]}")
+    # The proxy's CPU per gigabyte relayed and per short session: what the
+    # relay costs, steadier than the throughput of one stream on a busy machine.
+    ms_gb=$(awk -v t=$((t1 - t0)) -v g="$gbps" -v d="$DUR" -v m="$TICK_MS" 'BEGIN{print (g>0)?t*m/(g*d/8):0}')
+    us_s=$(awk -v t=$((t2 - t1)) -v c="${cps:-0}" -v d="$DUR" -v m="$TICK_MS" 'BEGIN{print (c>0)?t*m*1000/(c*d):0}')
+    echo "$s $gbps ${cps:-0} $ms_gb $us_s" >> "$RES"
+    echo "  $s: bulk ${gbps} Gbit/s (${ms_gb} CPU ms/GB), short sessions ${cps:-0}/s (${us_s} CPU us each)" >&2
   done
 done
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -118,13 +128,15 @@ for s in ("nginx", "haproxy", "bulb", "base"):
     r = [x for x in rows if x[0] == s]
     if not r:
         continue
-    med[s] = (st.median(float(x[1]) for x in r), st.median(float(x[2]) for x in r))
-print(f"\n{'system':<9}{'bulk Gbit/s':>13}{'sessions/s':>12}")
-for s, (g, c) in med.items():
-    print(f"{s:<9}{g:>13.2f}{c:>12.0f}")
+    med[s] = tuple(st.median(float(x[i]) for x in r) for i in (1, 2, 3, 4))
+print(f"\n{'system':<9}{'bulk Gbit/s':>13}{'CPU ms/GB':>11}{'sessions/s':>12}{'CPU us/session':>16}")
+for s, (g, c, mg, us) in med.items():
+    print(f"{s:<9}{g:>13.2f}{mg:>11.1f}{c:>12.0f}{us:>16.1f}")
 b = med["bulb"]
 print(f"bulb bulk = {b[0]/med['nginx'][0]:.2f}x nginx, {b[0]/med['haproxy'][0]:.2f}x haproxy; "
-      f"sessions/s = {b[1]/med['nginx'][1]:.2f}x nginx, {b[1]/med['haproxy'][1]:.2f}x haproxy")
+      f"sessions/s = {b[1]/med['nginx'][1]:.2f}x nginx, {b[1]/med['haproxy'][1]:.2f}x haproxy; "
+      f"CPU/GB = {b[2]/med['nginx'][2]:.2f}x nginx, {b[2]/med['haproxy'][2]:.2f}x haproxy; "
+      f"CPU/session = {b[3]/med['nginx'][3]:.2f}x nginx, {b[3]/med['haproxy'][3]:.2f}x haproxy")
 print(f"\n{'idle sessions':<15}{'system':<9}{'per session':>12}")
 for l in open(sys.argv[2]):
     s, before, after, n = l.split()

@@ -360,9 +360,6 @@ fn from_digits(bytes: &[u8]) -> Option<u64> {
 /// duplicates (e.g. `Content-Length: 42, 42`) be collapsed to a single value
 /// while genuinely conflicting framing is rejected.
 pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
-    // If multiple Content-Length headers were sent, everything can still be
-    // alright if they all contain the same value, and all parse correctly. If
-    // not, then it's an error.
     // bulb patch (PATCH.md, "Small things per message"): the usual single
     // value of digits only, parsed as it is.
     let mut all = headers.get_all(header::CONTENT_LENGTH).iter();
@@ -371,6 +368,9 @@ pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
             return Some(n);
         }
     }
+    // If multiple Content-Length headers were sent, everything can still be
+    // alright if they all contain the same value, and all parse correctly. If
+    // not, then it's an error.
     let mut content_length: Option<u64> = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         // A non-visible-ASCII value can't be a valid Content-Length, so the
