@@ -41,6 +41,21 @@ for _ in $(seq 100); do grep -q "allocations:" "$W/heaptrack.out" 2>/dev/null &&
 allocs=$(awk '/allocations:/ && !/leaked|temporary/ {print $2; exit}' "$W/heaptrack.out")
 echo "requests: $reqs; allocations: $allocs (start-up included); per request: $((allocs / reqs))"
 heaptrack_print -f "$W"/heap.* --print-peaks 0 --print-allocators 1 --print-temporary 0 \
-  --print-leaks 0 --peak-limit "$TOP" 2>/dev/null |
-  awk '/calls to allocation functions/ {n=$1; getline; printf "%8.1f per request  %s\n", n / '"$reqs"', substr($0, 1, 110)}' |
-  head -"$TOP"
+  --print-leaks 0 --peak-limit 40 --sub-peak-limit 40 2>/dev/null > "$W/sites.txt"
+# Each call site that allocates at least once per 20 requests, per request, with the first
+# frames of bulb's or the vendored crates' code that lead to it (inner first).
+python3 - "$W/sites.txt" "$reqs" "$TOP" <<'PY'
+import os, re, sys
+text, reqs, top = open(sys.argv[1]).read(), int(sys.argv[2]), int(sys.argv[3])
+rows = []
+for block in re.split(r"\n(?=\s*\d+ calls with)", text):
+    m = re.match(r"\s*(\d+) calls with", block)
+    if not m or int(m.group(1)) < reqs / 20:
+        continue
+    # Paths of this repository only (a dependency's frames name their own `src/...`).
+    at = [a for a in re.findall(r"at (\S+:\d+)", block)
+          if a.startswith(("src/", "vendor/")) and os.path.exists(a.rsplit(":", 1)[0])]
+    rows.append((int(m.group(1)) / reqs, " <- ".join(at[:3]) or "(outside bulb's code)"))
+for n, where in sorted(rows, reverse=True)[:top]:
+    print(f"{n:8.2f} per request  {where}")
+PY
