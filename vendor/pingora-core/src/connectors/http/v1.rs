@@ -16,6 +16,7 @@ use crate::connectors::{ConnectorOptions, TransportConnector};
 use crate::protocols::http::v1::client::HttpSession;
 use crate::upstreams::peer::Peer;
 
+use log::debug;
 use pingora_error::Result;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -58,18 +59,14 @@ impl Connector {
 
     pub async fn release_http_session<P: Peer + Send + Sync + 'static>(
         &self,
-        mut session: HttpSession,
+        session: HttpSession,
         peer: &P,
         idle_timeout: Option<Duration>,
     ) {
-        session.respect_keepalive();
-        if let Some((stream, digest)) = session.reuse_with_digest().await {
-            self.transport.release_stream_with_digest(
-                stream,
-                Some(digest),
-                peer.reuse_hash(),
-                idle_timeout,
-            );
+        // bulb patch (PATCH.md, "A kept backend connection released without
+        // a future"): the kept case without an `await`, else shut down.
+        if let Err(mut session) = self.try_release_http_session(session, peer, idle_timeout) {
+            session.shutdown().await;
         }
     }
 
@@ -84,7 +81,9 @@ impl Connector {
         idle_timeout: Option<Duration>,
     ) -> std::result::Result<(), HttpSession> {
         session.respect_keepalive();
-        let (stream, digest) = session.try_reuse_with_digest()?;
+        let (stream, digest) = session.try_reuse_with_digest().inspect_err(|_| {
+            debug!("HTTP shutdown connection");
+        })?;
         self.transport.release_stream_with_digest(
             stream,
             Some(digest),

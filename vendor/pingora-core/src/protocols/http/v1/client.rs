@@ -431,7 +431,7 @@ impl HttpSession {
 
             if self.response_header_read_buf.capacity() == 0 {
                 // bulb patch (PATCH.md, "Head read buffers used again").
-                self.response_header_read_buf = super::read_bufs::response_read_buf();
+                self.response_header_read_buf = super::read_bufs::take_head_buf();
             } else if self
                 .response_header_read_buf
                 .capacity()
@@ -773,7 +773,7 @@ impl HttpSession {
             pingora_http::recycle::recycle_response(head);
         }
         // bulb patch (PATCH.md, "Head read buffers used again").
-        super::read_bufs::leave_response_buf(std::mem::take(&mut self.buf));
+        super::read_bufs::leave_head_buf(std::mem::take(&mut self.buf));
         Ok((self.underlying_stream, self.digest))
     }
 

@@ -193,7 +193,10 @@ mod tests {
         http.read_response_task_handover().await.unwrap();
         http.read_response_task_handover().await.unwrap();
         http.respect_keepalive();
-        assert!(http.try_reuse_with_digest().is_ok(), "a finished response: kept");
+        assert!(
+            http.try_reuse_with_digest().is_ok(),
+            "a finished response: kept"
+        );
 
         // The body not read to its end: the session comes back.
         let mock_io = Builder::new().read(&wire[..]).build();

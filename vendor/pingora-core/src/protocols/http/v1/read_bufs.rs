@@ -17,25 +17,23 @@
 //! A head is read into a 4 KiB buffer that then becomes the [Bytes] its
 //! header values (and, on a backend connection, a body read with the head)
 //! are slices of. Allocating one per request head and one per response head
-//! cost two allocations, and freezing each two more (see [new_head_buf]). A finished message's buffer is kept
-//! here instead and handed to the next head read on the thread once nothing
-//! refers to it any more. A few are kept, not one: on a busy thread several
-//! messages finish before the next ones start, and a head being read holds
-//! its buffer while it waits for bytes.
+//! cost two allocations, and freezing each two more (see [new_head_buf]). A
+//! finished message's buffer is left here instead, whether or not something
+//! still refers to it (a response's head and body may still be being
+//! forwarded), and the next head read on the thread, of a request or a
+//! response, takes the newest one nothing refers to any more. A few are
+//! kept, not one: on a busy thread several messages finish before the next
+//! ones start, and a head being read holds its buffer while it waits.
 
 use super::common::INIT_HEADER_BUF_SIZE;
 use bytes::{Bytes, BytesMut};
 use std::cell::Cell;
 
-/// How many finished buffers of each kind a thread keeps (64 KiB each way).
-const KEPT: usize = 16;
+/// How many finished buffers a thread keeps (128 KiB of them at most).
+const KEPT: usize = 32;
 
 thread_local! {
-    // Request heads' buffers, given back when nothing else held them.
-    static REQUEST_BUFS: Cell<Vec<BytesMut>> = const { Cell::new(Vec::new()) };
-    // Response heads' buffers, left when the backend session ended; what
-    // was forwarded from them may still hold them then.
-    static RESPONSE_BUFS: Cell<Vec<Bytes>> = const { Cell::new(Vec::new()) };
+    static LEFT: Cell<Vec<Bytes>> = const { Cell::new(Vec::new()) };
 }
 
 /// A new head buffer. It is made shared (the `bytes` crate's reference
@@ -48,65 +46,36 @@ fn new_head_buf() -> BytesMut {
     buf
 }
 
-/// Whether `buf` has the size of a head buffer made here (one that grew for
-/// a large head is not kept).
-fn usual(buf: &BytesMut) -> bool {
-    (INIT_HEADER_BUF_SIZE..=2 * INIT_HEADER_BUF_SIZE).contains(&buf.capacity())
-}
-
-/// An empty buffer of [INIT_HEADER_BUF_SIZE] bytes for a request head: one
-/// a finished request gave back on this thread when there is one.
-pub(super) fn request_read_buf() -> BytesMut {
-    let mut kept = REQUEST_BUFS.take();
-    let buf = kept.pop();
-    REQUEST_BUFS.set(kept);
-    buf.unwrap_or_else(new_head_buf)
-}
-
-/// Give a finished request's read buffer back for [request_read_buf], if
-/// nothing else refers to it any more and it has its usual size.
-pub(super) fn give_back_request_buf(buf: Bytes) {
-    let Ok(mut buf) = buf.try_into_mut() else {
-        return;
-    };
-    buf.clear();
-    let mut kept = REQUEST_BUFS.take();
-    if usual(&buf) && kept.len() < KEPT {
-        kept.push(buf);
-    }
-    REQUEST_BUFS.set(kept);
-}
-
-/// An empty buffer of at least [INIT_HEADER_BUF_SIZE] bytes for a response
-/// head: one a finished response left on this thread that nothing refers to
-/// any more (the head and body forwarded from it are written and gone); the
-/// ones still held are let go of.
-pub(super) fn response_read_buf() -> BytesMut {
-    let mut kept = RESPONSE_BUFS.take();
+/// An empty buffer of at least [INIT_HEADER_BUF_SIZE] bytes for a head: the
+/// newest one left on this thread that nothing refers to any more and has
+/// its usual size (one that grew for a large head is not used again), else
+/// a new one. The ones passed over are let go of.
+pub(super) fn take_head_buf() -> BytesMut {
+    let mut left = LEFT.take();
     let mut found = None;
-    while let Some(buf) = kept.pop() {
+    while let Some(buf) = left.pop() {
         if let Ok(mut buf) = buf.try_into_mut() {
-            if usual(&buf) {
+            if (INIT_HEADER_BUF_SIZE..=2 * INIT_HEADER_BUF_SIZE).contains(&buf.capacity()) {
                 buf.clear();
                 found = Some(buf);
                 break;
             }
         }
     }
-    RESPONSE_BUFS.set(kept);
+    LEFT.set(left);
     found.unwrap_or_else(new_head_buf)
 }
 
-/// Leave a finished response's read buffer for [response_read_buf].
-pub(super) fn leave_response_buf(buf: Bytes) {
+/// Leave a finished message's head buffer for [take_head_buf].
+pub(super) fn leave_head_buf(buf: Bytes) {
     if buf.is_empty() {
         return;
     }
-    let mut kept = RESPONSE_BUFS.take();
-    if kept.len() < KEPT {
-        kept.push(buf);
+    let mut left = LEFT.take();
+    if left.len() < KEPT {
+        left.push(buf);
     }
-    RESPONSE_BUFS.set(kept);
+    LEFT.set(left);
 }
 
 #[cfg(test)]
@@ -114,21 +83,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_request_buffer_is_used_again_only_when_nothing_else_holds_it() {
-        let mut buf = request_read_buf();
+    fn a_buffer_is_used_again_only_when_nothing_else_holds_it() {
+        let mut buf = take_head_buf();
         buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
         let frozen = buf.freeze();
         let at = frozen.as_ptr();
         let held = frozen.slice(4..5); // a header value still in use
-        give_back_request_buf(frozen);
-        assert_ne!(request_read_buf().as_ptr(), at, "taken while still held");
+        leave_head_buf(frozen);
+        assert_ne!(take_head_buf().as_ptr(), at, "taken while still held");
         drop(held);
-        let mut buf = request_read_buf();
+        let mut buf = take_head_buf();
         buf.extend_from_slice(b"x");
         let frozen = buf.freeze();
         let at = frozen.as_ptr();
-        give_back_request_buf(frozen);
-        let next = request_read_buf();
+        leave_head_buf(frozen);
+        let next = take_head_buf();
         assert_eq!(next.as_ptr(), at);
         assert!(next.is_empty() && next.capacity() >= INIT_HEADER_BUF_SIZE);
     }
@@ -137,7 +106,7 @@ mod tests {
     fn several_finished_buffers_are_kept_and_held_ones_let_go() {
         let made: Vec<Bytes> = (0..3)
             .map(|_| {
-                let mut buf = response_read_buf();
+                let mut buf = take_head_buf();
                 buf.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
                 buf.freeze()
             })
@@ -145,13 +114,13 @@ mod tests {
         let at: Vec<_> = made.iter().map(|b| b.as_ptr()).collect();
         let held = made[0].slice(0..4);
         for buf in made {
-            leave_response_buf(buf);
+            leave_head_buf(buf);
         }
         // The last two left come back (newest first); the held one is let go.
-        assert_eq!(response_read_buf().as_ptr(), at[2]);
-        assert_eq!(response_read_buf().as_ptr(), at[1]);
+        assert_eq!(take_head_buf().as_ptr(), at[2]);
+        assert_eq!(take_head_buf().as_ptr(), at[1]);
         let other = BytesMut::with_capacity(INIT_HEADER_BUF_SIZE);
-        assert_ne!(response_read_buf().as_ptr(), at[0]);
+        assert_ne!(take_head_buf().as_ptr(), at[0]);
         drop((held, other));
     }
 }

@@ -317,7 +317,7 @@ impl HttpSession {
             .pipelined_prefix
             .take()
             .filter(|prefix| !prefix.is_empty())
-            .unwrap_or_else(super::read_bufs::request_read_buf);
+            .unwrap_or_else(super::read_bufs::take_head_buf);
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
@@ -1540,7 +1540,7 @@ impl HttpSession {
                 // bulb patch (PATCH.md, "Head read buffers used again"):
                 // its head is gone; the bytes go back with it.
                 self.raw_header = None;
-                super::read_bufs::give_back_request_buf(std::mem::take(&mut self.buf));
+                super::read_bufs::leave_head_buf(std::mem::take(&mut self.buf));
                 let stream = std::mem::replace(
                     &mut self.underlying_stream,
                     Box::new(crate::protocols::detached::Detached),
